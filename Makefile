@@ -1,0 +1,31 @@
+# Two entry points (see README):
+#   make run    set everything up, then run the main job (a short continual Atari run on CPU)
+#   make test   set everything up, then run the tests
+PY ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+TORCH ?= torch==2.13.0
+ARGS ?=
+
+.PHONY: setup run test bench clean
+setup: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml
+	$(PY) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q "$(TORCH)"
+	$(BIN)/pip install -q -e ".[test]"
+	touch $@
+
+run: setup
+	$(BIN)/python train.py atari $(ARGS)
+
+test: setup
+	$(BIN)/python -m pytest -q -p no:cacheprovider
+
+bench: setup
+	$(BIN)/python bench/agscl_after_step.py
+	$(BIN)/python bench/atari_sps.py
+
+clean:
+	rm -rf $(VENV) runs

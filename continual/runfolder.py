@@ -1,0 +1,116 @@
+"""The run folder: config.json, results.json, checkpoints/, tb/ (TensorBoard), plots/.
+
+Every write is atomic (temporary file + rename), so an interruption never leaves a half file
+and nothing written earlier is lost.
+"""
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+
+import torch
+
+# keys that may differ between an interrupted run and its resumption
+RESUME_FREE_KEYS = {"out", "resume", "device", "progress", "threads"}
+
+
+class RunError(RuntimeError):
+    """A problem with the run folder, with a message that names the fix."""
+
+
+def _atomic_write_bytes(path: Path, write) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            write(f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def write_json(path: Path, obj) -> None:
+    data = json.dumps(obj, indent=2, sort_keys=False, default=_jsonable).encode()
+    _atomic_write_bytes(Path(path), lambda f: f.write(data))
+
+
+def _jsonable(o):
+    if hasattr(o, "tolist"):
+        return o.tolist()
+    if isinstance(o, Path):
+        return str(o)
+    raise TypeError(f"not JSON serialisable: {type(o).__name__}")
+
+
+class RunFolder:
+    def __init__(self, path: str | os.PathLike):
+        self.path = Path(path)
+        self.ckpt_dir = self.path / "checkpoints"
+        self.tb_dir = self.path / "tb"
+        self.plot_dir = self.path / "plots"
+
+    @property
+    def config_path(self) -> Path:
+        return self.path / "config.json"
+
+    @property
+    def results_path(self) -> Path:
+        return self.path / "results.json"
+
+    @property
+    def last_checkpoint(self) -> Path:
+        return self.ckpt_dir / "last.pt"
+
+    def open(self, config: dict, resume: bool) -> None:
+        """Create the folder for a new run, or check that ``config`` matches the run resumed."""
+        config = json.loads(json.dumps(config, default=_jsonable))
+        if resume:
+            if not self.config_path.exists():
+                raise RunError(f"--resume: {self.path} holds no run (no config.json); "
+                               f"start a new run without --resume")
+            saved = json.loads(self.config_path.read_text())
+            diff = config_differences(saved, config)
+            if diff:
+                raise RunError(
+                    f"--resume refused: the run in {self.path} was started with another "
+                    f"config ({'; '.join(diff)}); resume with the same arguments, or pass "
+                    f"another --out to start a new run")
+            return
+        if self.config_path.exists():
+            raise RunError(f"{self.path} already holds a run; pass --resume to continue it or "
+                           f"another --out for a new run (nothing was overwritten)")
+        self.path.mkdir(parents=True, exist_ok=True)
+        write_json(self.config_path, config)
+
+    def save_checkpoint(self, state: dict, name: str = "last.pt") -> Path:
+        path = self.ckpt_dir / name
+        _atomic_write_bytes(path, lambda f: torch.save(state, f))
+        return path
+
+    def load_checkpoint(self, path: Path | None = None) -> dict:
+        path = Path(path or self.last_checkpoint)
+        if not path.exists():
+            raise RunError(f"no checkpoint at {path}: nothing to resume; start the run "
+                           f"without --resume")
+        try:
+            return torch.load(path, map_location="cpu", weights_only=False)
+        except Exception as e:  # truncated, corrupt, not a torch file
+            raise RunError(f"checkpoint {path} is unreadable ({type(e).__name__}: {e}); "
+                           f"delete it to resume from the last task checkpoint in "
+                           f"{self.ckpt_dir}, or start a new run") from None
+
+
+def config_differences(saved: dict, new: dict) -> list[str]:
+    out = []
+    for k in sorted(set(saved) | set(new)):
+        if k in RESUME_FREE_KEYS:
+            continue
+        if saved.get(k) != new.get(k):
+            out.append(f"{k}: {saved.get(k)!r} then, {new.get(k)!r} now")
+    return out

@@ -1,0 +1,269 @@
+"""The continual trainer: one task loop for every learner and every regularizer.
+
+    for task t in the stream:
+        learner.begin_task(t); reg.begin_task(t)
+        for unit in the task:        (PPO iteration / supervised epoch)
+            learner.train_unit(t, unit, reg)   -> scalars to TensorBoard, progress bar
+            periodically: evaluate every task seen so far (curve); checkpoint
+        learner.end_task(t)
+        reg.end_task(t, *learner.importance_data(t))
+        row t of the matrix = learner.evaluate(j) for j <= t; checkpoint; results.json; plots
+
+The trainer never knows which regularizer or learner it runs. Interruption: Ctrl-C finishes
+the current unit, saves a checkpoint and stops; ``resume=True`` continues from the last
+checkpoint. Resuming from a periodic or task-end checkpoint reproduces the uninterrupted run
+exactly (the learner restarts what a checkpoint cannot hold at every checkpoint, in both).
+"""
+from __future__ import annotations
+
+import random
+import signal
+import time
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from . import metrics
+from .runfolder import RunError, RunFolder, write_json
+
+
+class NaNLossError(RuntimeError):
+    pass
+
+
+@dataclass
+class Schedule:
+    eval_every: int = 0          # units between evaluations of all seen tasks (0: task ends only)
+    checkpoint_every: int = 0    # units between periodic checkpoints (0: task ends only)
+
+
+def _rng_state() -> dict:
+    return {"torch": torch.get_rng_state(), "numpy": np.random.get_state(),
+            "python": random.getstate()}
+
+
+def _set_rng_state(s: dict) -> None:
+    torch.set_rng_state(s["torch"])
+    np.random.set_state(s["numpy"])
+    random.setstate(s["python"])
+
+
+class ContinualTrainer:
+    def __init__(self, learner, regularizer, run: RunFolder, config: dict,
+                 schedule: Schedule = Schedule(), resume: bool = False, progress: bool = True):
+        self.learner, self.reg, self.run_folder = learner, regularizer, run
+        self.config, self.schedule, self.resume, self.progress = config, schedule, resume, progress
+        self.tasks = list(learner.task_names)
+        self.state = {
+            "task": 0, "unit": 0, "global_step": 0, "status": "running",
+            "matrices": {},           # key -> list of rows
+            "curve": [],              # periodic evaluations
+            "task_metrics": [],       # regularizer's per-task metrics (AGS-CL: sparsity, ...)
+            "memory_bytes": [],       # regularizer state size after each task
+            "task_seconds": [],
+            "elapsed": 0.0,
+        }
+        self._stop = False
+        self._writer = None
+
+    # --- bookkeeping -----------------------------------------------------------------------
+    @property
+    def writer(self):
+        if self._writer is None:
+            from torch.utils.tensorboard import SummaryWriter
+            self._writer = SummaryWriter(str(self.run_folder.tb_dir),
+                                         purge_step=self.state["global_step"] or None)
+        return self._writer
+
+    def _checkpoint(self, name: str = "last.pt") -> None:
+        state = {"config": self.config, "trainer": self.state,
+                 "learner": self.learner.state_dict(), "regularizer": self.reg.state_dict(),
+                 "rng": _rng_state()}
+        self.run_folder.save_checkpoint(state, name)
+
+    def _restore(self) -> None:
+        ck = self.run_folder.load_checkpoint()
+        from .runfolder import config_differences
+        diff = config_differences(ck.get("config", {}), self.config)
+        if diff:
+            raise RunError(f"checkpoint {self.run_folder.last_checkpoint} belongs to another "
+                           f"config ({'; '.join(diff)}); resume with that run's arguments")
+        self.state = ck["trainer"]
+        self.state["status"] = "running"
+        t = self.state["task"]
+        if self.state["unit"] > 0:      # mid-task: the task was begun before the checkpoint
+            self.learner.begin_task(t)
+            self.reg.begin_task(t)
+        self.learner.load_state_dict(ck["learner"])
+        self.reg.load_state_dict(ck["regularizer"])
+        _set_rng_state(ck["rng"])
+        self.resume = self.state["unit"] > 0   # at a task boundary the loop begins the task
+
+    def _evaluate_seen(self, t: int) -> dict[str, list[float]]:
+        rows: dict[str, list[float]] = {}
+        for j in range(t + 1):
+            for k, v in self.learner.evaluate(j).items():
+                rows.setdefault(k, []).append(float(v))
+        return rows
+
+    def _matrix_name(self, key: str) -> str:
+        base = self.learner.matrix_key
+        return base if key == "score" else f"{base}_{key.removeprefix('score_')}"
+
+    def results(self) -> dict:
+        s = self.state
+        out = {"tasks": self.tasks, "status": s["status"],
+               "tasks_completed": len(s["task_metrics"]), "global_step": s["global_step"]}
+        for key, rows in s["matrices"].items():
+            out[self._matrix_name(key)] = rows
+        main = s["matrices"].get("score")
+        if main:
+            out["average_score_curve"] = metrics.average_accuracy_curve(main)
+            if self.learner.matrix_key == "accuracy_matrix":
+                out["average_accuracy"] = metrics.average_accuracy(main) \
+                    if len(main) == len(self.tasks) else None
+                out["average_accuracy_curve"] = out["average_score_curve"]
+        out["eval_curve"] = s["curve"]
+        out["regularizer"] = getattr(self.reg, "name", type(self.reg).__name__)
+        out["regularizer_memory_bytes"] = s["memory_bytes"][-1] if s["memory_bytes"] \
+            else self.reg.memory_bytes()
+        out["regularizer_memory_bytes_per_task"] = s["memory_bytes"]
+        for k in sorted({k for m in s["task_metrics"] for k in m}):
+            out[k] = [m.get(k) for m in s["task_metrics"]]
+        out["task_seconds"] = s["task_seconds"]
+        out["elapsed_seconds"] = s["elapsed"]
+        out.update(self.learner.extra_results())
+        return out
+
+    def _write_results(self) -> dict:
+        res = self.results()
+        write_json(self.run_folder.results_path, res)
+        try:
+            from .plots import plot_run
+            plot_run(res, self.run_folder.plot_dir)
+        except Exception as e:      # a plot must never lose a run
+            print(f"warning: plotting failed: {e}")
+        return res
+
+    # --- the loop --------------------------------------------------------------------------
+    def _on_sigint(self, signum, frame):
+        if self._stop:
+            raise KeyboardInterrupt
+        self._stop = True
+        print("\ninterrupt: finishing the current unit, then saving a checkpoint "
+              "(Ctrl-C again to abort without saving)")
+
+    def run(self) -> dict:
+        self.run_folder.open(self.config, self.resume)
+        if self.resume:
+            self._restore()
+        total = sum(self.learner.units_per_task(t) * self.learner.steps_per_unit(t)
+                    for t in range(len(self.tasks)))
+        bar = tqdm(total=total, initial=self.state["global_step"], unit="step",
+                   disable=not self.progress, dynamic_ncols=True, smoothing=0.05)
+        old_handler = signal.signal(signal.SIGINT, self._on_sigint)
+        try:
+            return self._loop(bar)
+        finally:
+            signal.signal(signal.SIGINT, old_handler)
+            bar.close()
+            if self._writer is not None:
+                self._writer.close()
+
+    def _loop(self, bar) -> dict:
+        s, L, reg, sch = self.state, self.learner, self.reg, self.schedule
+        w = self.writer
+        while s["task"] < len(self.tasks):
+            t = s["task"]
+            name = self.tasks[t]
+            if s["unit"] == 0 and not self.resume:
+                L.begin_task(t)
+                reg.begin_task(t)
+            self.resume = False
+            n_units, per_unit = L.units_per_task(t), L.steps_per_unit(t)
+            task_start = time.perf_counter()
+            recent = None
+            while s["unit"] < n_units:
+                t0 = time.perf_counter()
+                try:
+                    scalars = L.train_unit(t, s["unit"], reg)
+                except FloatingPointError as e:
+                    s["status"] = "failed: non-finite loss"
+                    self._write_results()
+                    raise NaNLossError(
+                        f"task {t} ({name}), unit {s['unit']}: {e}. The run is stopped; the "
+                        f"last good checkpoint {self.run_folder.last_checkpoint} is kept (lower "
+                        f"the learning rate or the regularisation strength, then --resume or "
+                        f"start again)") from None
+                dt = time.perf_counter() - t0
+                s["elapsed"] += dt
+                s["unit"] += 1
+                s["global_step"] += per_unit
+                gs = s["global_step"]
+                for k, v in scalars.items():
+                    if v is not None:
+                        w.add_scalar(f"train/{k}", v, gs)
+                w.add_scalar("train/steps_per_second", per_unit / dt, gs)
+                recent = scalars.get("episode_return", scalars.get("val_accuracy", recent))
+                post = {"task": f"{t + 1}/{len(self.tasks)} {name}",
+                        "sps": f"{per_unit / dt:.0f}"}
+                if recent is not None:
+                    post["score"] = f"{recent:.3g}"
+                bar.set_postfix(post, refresh=False)
+                bar.update(per_unit)
+                last_unit = s["unit"] == n_units
+                if sch.eval_every and s["unit"] % sch.eval_every == 0 and not last_unit:
+                    self._periodic_eval(t, gs)
+                if self._stop or (sch.checkpoint_every and not last_unit
+                                  and s["unit"] % sch.checkpoint_every == 0):
+                    self._checkpoint()
+                    L.checkpoint_boundary()
+                    if self._stop:
+                        s["status"] = "interrupted"
+                        self._write_results()
+                        bar.write(f"checkpoint saved to {self.run_folder.last_checkpoint}; "
+                                  f"continue with --resume")
+                        return self.results()
+            # end of task: restore best weights -> regularizer -> evaluate all seen tasks
+            L.end_task(t)
+            batches, loss_fn = L.importance_data(t)
+            reg.end_task(t, batches, loss_fn)
+            rows = self._evaluate_seen(t)
+            for k, row in rows.items():
+                s["matrices"].setdefault(k, []).append(row)
+                for j, v in enumerate(row):
+                    w.add_scalar(f"eval_{k}/{self.tasks[j]}", v, s["global_step"])
+            s["curve"].append({"step": s["global_step"], "task": t, "unit": s["unit"],
+                               "task_end": True, **rows})
+            tm = reg.task_metrics()
+            s["task_metrics"].append(tm)
+            for k, v in tm.items():
+                w.add_scalar(f"regularizer/{k}", v, t + 1)
+            s["memory_bytes"].append(int(reg.memory_bytes()))
+            s["task_seconds"].append(time.perf_counter() - task_start)
+            bar.write(f"task {t + 1}/{len(self.tasks)} {name} done: "
+                      + ", ".join(f"{self.tasks[j]} {v:.4g}" for j, v in enumerate(rows["score"]))
+                      + (f" | {', '.join(f'{k} {v:.3f}' for k, v in tm.items())}" if tm else ""))
+            s["task"] += 1
+            s["unit"] = 0
+            if s["task"] == len(self.tasks):
+                s["status"] = "complete"
+            self._checkpoint(f"task{t}.pt")
+            self._checkpoint()
+            L.checkpoint_boundary()
+            self._write_results()
+            if self._stop and s["task"] < len(self.tasks):
+                s["status"] = "interrupted"
+                self._write_results()
+                return self.results()
+        return self._write_results()
+
+    def _periodic_eval(self, t: int, gs: int) -> None:
+        rows = self._evaluate_seen(t)
+        self.state["curve"].append({"step": gs, "task": t, "unit": self.state["unit"],
+                                    "task_end": False, **rows})
+        for k, row in rows.items():
+            for j, v in enumerate(row):
+                self.writer.add_scalar(f"eval_{k}/{self.tasks[j]}", v, gs)

@@ -1,0 +1,286 @@
+"""AGS-CL: Adaptive Group Sparsity based Continual Learning (Jung et al., NeurIPS 2020).
+
+Loss for task t (eq. 3-5):
+    L_t(theta) = CE(theta) + mu * sum_{n in G0} ||theta_n||
+                           + lam * sum_{n not in G0} Omega_n * ||theta_n - theta_hat_n||
+minimised by proximal gradient descent (eq. 7-8): the optimizer takes the CE step, then
+``after_step(lr)`` applies the closed-form proximal operator of the two group penalties with
+step size alpha = lr (eq. 11-13). Nodes and groups: see ``groups.py``.
+
+After each task (section 3.3.3), in this order:
+    Omega <- eta * Omega + mean ReLU activation over the task's data        (eq. 14)
+    (I.1) zero the outgoing weights of every Omega == 0 node (next trunk layer + current head)
+    (I.2) re-initialise the incoming weights of unimportant zero-norm nodes (a fraction rho)
+    theta_hat <- theta (snapshot after the re-initialisation)
+
+Between tasks the weights connecting an Omega == 0 node of layer l-1 into an Omega > 0 node
+of layer l are held at exactly 0 after every optimizer step (the published code's hard
+freeze: (I.1) made permanent while training).
+
+Defaults: ``rho=1.0`` re-initialises every unimportant zero-norm node, the paper's (I.2)
+rule (the published RL code also used rho = 1.0; its supervised code 0.1-0.5, see the
+presets). ``reinit_from='zero_norm'`` draws the candidates from the paper's set
+{n in G0 : ||theta_hat_n|| = 0}; ``'unimportant'`` from all of G0 as the published code did.
+Fresh weights come from the layer's own ``reset_parameters()`` (PyTorch's default init);
+a re-initialised BatchNorm channel gets scale 1, shift 0 and fresh running statistics.
+Omega is measured with the model in eval mode (``omega_train_mode=True`` reproduces the
+published code, which measured it with dropout on).
+"""
+from __future__ import annotations
+
+import copy
+from typing import Iterable
+
+import torch
+from torch import nn
+
+from .base import Batch, LossFn, Regularizer, check_range, tensor_bytes
+from .groups import NodeLayer, find_node_layers, head_input_layers
+
+REINIT_MODES = {
+    "both": (True, True),    # AGS-CL
+    "none": (False, False),  # ablation 'w/o re-init'
+    "zero": (True, False),   # ablation 'w/o rand-init': only (I.1)
+    "rand": (False, True),   # ablation 'w/o zero-init': only (I.2)
+}
+
+
+def _rows(v: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
+    """Broadcast a per-node vector over the rows (dim 0) of a parameter tensor."""
+    return v.view(-1, *([1] * (like.dim() - 1)))
+
+
+class AGSCL(Regularizer):
+    name = "agscl"
+
+    def __init__(self, model: nn.Module, mu: float = 0.1, lam: float = 100.0, eta: float = 0.9,
+                 rho: float = 1.0, prox: str = "step", reinit: str = "both",
+                 reinit_from: str = "zero_norm", hard_freeze: bool = True,
+                 omega_train_mode: bool = False):
+        super().__init__(model)
+        self.mu = check_range("mu", mu, lo=0)
+        self.lam = check_range("lam", lam, lo=0)
+        self.eta = check_range("eta", eta, lo=0, hi=1, lo_open=True)
+        self.rho = check_range("rho", rho, lo=0, hi=1)
+        if prox not in ("step", "epoch"):
+            raise ValueError(f"hyperparameter prox={prox!r} must be 'step' (after every "
+                             f"optimizer step, Algorithm 1) or 'epoch' (once per epoch)")
+        if reinit not in REINIT_MODES:
+            raise ValueError(f"hyperparameter reinit={reinit!r} must be one of "
+                             f"{sorted(REINIT_MODES)}")
+        if reinit_from not in ("zero_norm", "unimportant"):
+            raise ValueError(f"hyperparameter reinit_from={reinit_from!r} must be 'zero_norm' "
+                             f"(the paper) or 'unimportant' (the published code)")
+        self.prox_every, self.reinit, self.reinit_from = prox, reinit, reinit_from
+        self.zero_init, self.rand_init = REINIT_MODES[reinit]
+        self.hard_freeze = bool(hard_freeze) and self.zero_init
+        self.omega_train_mode = bool(omega_train_mode)
+
+        self.layers: list[NodeLayer] = find_node_layers(model)
+        self.omega = [torch.zeros(L.num_nodes, device=L.module.weight.device)
+                      for L in self.layers]
+        self.theta_hat = self._snapshot()
+        self.history: list[dict[str, float]] = []
+        self._prepare()
+
+    # --- per-task constants ----------------------------------------------------------------
+    def _snapshot(self) -> list[list[torch.Tensor]]:
+        return [[p.detach().clone() for p in L.group_params] for L in self.layers]
+
+    def _prepare(self) -> None:
+        """Precompute, per layer, the prox target, the per-node strength and the freeze mask.
+
+        Both proximal maps have the form theta <- ref + gamma * (theta - ref) with
+        gamma = (1 - alpha * c / ||theta - ref||)_+ (Lemma 1): for n in G0 ref = 0 and c = mu
+        (eq. 11), otherwise ref = theta_hat and c = lam * Omega_n (eq. 12-13).
+        """
+        self._c, self._ref, self._keep = [], [], []
+        for L, om, th in zip(self.layers, self.omega, self.theta_hat):
+            important = om > 0
+            self._c.append(torch.where(important, self.lam * om, torch.full_like(om, self.mu)))
+            self._ref.append([t * _rows(important.to(t.dtype), t) for t in th])
+            keep = None
+            if self.hard_freeze and L.prev is not None:
+                prev_unimp = self.omega[self.layers.index(L.prev)] == 0
+                cut = important[:, None] & prev_unimp[None, :]          # (out, prev_nodes)
+                if cut.any():
+                    keep = (~cut).to(L.module.weight.dtype)[:, :, None]   # (out, prev, 1)
+            self._keep.append(keep)
+
+    # --- hooks --------------------------------------------------------------------------
+    def begin_task(self, task: int) -> None:
+        super().begin_task(task)
+        self._prepare()
+
+    def after_step(self, lr: float) -> None:
+        if self.prox_every == "step":
+            self.prox(lr)
+        self._apply_hard_freeze()
+
+    def after_epoch(self, lr: float) -> None:
+        if self.prox_every == "epoch":
+            self.prox(lr)
+            self._apply_hard_freeze()
+
+    @torch.no_grad()
+    def prox(self, alpha: float) -> None:
+        """theta <- prox_{alpha * L_Reg}(theta), eq. (11)-(13), vectorised per layer."""
+        for L, c, refs in zip(self.layers, self._c, self._ref):
+            params = L.group_params
+            sq = None
+            for p, r in zip(params, refs):
+                d = (p - r).reshape(p.shape[0], -1)
+                s = torch.einsum("ij,ij->i", d, d)
+                sq = s if sq is None else sq + s
+            norm = sq.sqrt()
+            thresh = alpha * c
+            gamma = torch.where(norm > thresh, 1 - thresh / norm.clamp_min(1e-30),
+                                torch.zeros_like(norm))
+            for p, r in zip(params, refs):
+                p.sub_(r).mul_(_rows(gamma, p)).add_(r)
+
+    @torch.no_grad()
+    def _apply_hard_freeze(self) -> None:
+        for L, keep in zip(self.layers, self._keep):
+            if keep is not None:
+                w = L.module.weight
+                L.input_columns(w).mul_(keep)
+
+    # --- end of task ------------------------------------------------------------------
+    @torch.no_grad()
+    def mean_activations(self, task: int, batches: Iterable[Batch]) -> list[torch.Tensor]:
+        """(1/N_t) sum_m a_n(x_m): mean ReLU output of every node (conv: also over H, W)."""
+        sums = [torch.zeros(L.num_nodes, dtype=torch.float64, device=om.device)
+                for L, om in zip(self.layers, self.omega)]
+        counts = [0] * len(self.layers)
+
+        def hook(i):
+            def fn(_module, _inp, out):
+                a = torch.relu(out.detach())
+                dims = [0] + list(range(2, a.dim()))                     # batch (+ spatial)
+                sums[i] += a.sum(dim=dims).to(torch.float64)
+                counts[i] += a.numel() // a.shape[1]
+            return fn
+
+        handles = [L.activation_module.register_forward_hook(hook(i))
+                   for i, L in enumerate(self.layers)]
+        was_training = self.model.training
+        self.model.train(self.omega_train_mode)
+        try:
+            for batch in batches:
+                x = batch[0] if isinstance(batch, (tuple, list)) else batch
+                self.model(x, task)
+        finally:
+            for h in handles:
+                h.remove()
+            self.model.train(was_training)
+        if min(counts) == 0:
+            raise ValueError("end_task got no batches: AGS-CL needs the task's inputs to "
+                             "measure node importance (eq. 14)")
+        return [(s / n).to(om.dtype) for s, n, om in zip(sums, counts, self.omega)]
+
+    def group_norms(self, diff_from_hat: bool = False) -> list[torch.Tensor]:
+        out = []
+        with torch.no_grad():
+            for L, th in zip(self.layers, self.theta_hat):
+                sq = 0
+                for p, h in zip(L.group_params, th):
+                    d = (p - h) if diff_from_hat else p
+                    sq = sq + d.reshape(p.shape[0], -1).pow(2).sum(1)
+                out.append(sq.sqrt())
+        return out
+
+    @torch.no_grad()
+    def end_task(self, task: int, batches: Iterable[Batch], loss_fn: LossFn) -> None:
+        # Analysis 1: used capacity = nodes whose incoming weights did not move this task.
+        moved = self.group_norms(diff_from_hat=True)
+        unchanged = sum(int((m == 0).sum()) for m in moved)
+
+        act = self.mean_activations(task, batches)
+        self.omega = [self.eta * om + a for om, a in zip(self.omega, act)]       # eq. (14)
+        unimportant = [om == 0 for om in self.omega]                           # G0^(t), eq. (2)
+        total = sum(L.num_nodes for L in self.layers)
+
+        if self.zero_init:
+            self._zero_outgoing(task, unimportant)                               # (I.1)
+        reinitialised = self._rand_init(unimportant) if self.rand_init else 0    # (I.2)
+        self.theta_hat = self._snapshot()
+        self._prepare()
+        self.history.append({
+            "task": task,
+            "sparsity": sum(int(u.sum()) for u in unimportant) / total,
+            "used_capacity": unchanged / total,
+            "reinitialised": reinitialised / total,
+        })
+        self.task = task
+
+    def _zero_outgoing(self, task: int, unimportant: list[torch.Tensor]) -> None:
+        """(I.1): theta_{n,i} = 0 for every input i in G0, in the next layer and the head."""
+        for i, L in enumerate(self.layers):
+            keep = (~unimportant[i]).to(L.module.weight.dtype)
+            if i + 1 < len(self.layers):
+                nxt = self.layers[i + 1]
+                nxt.input_columns(nxt.module.weight).mul_(keep[None, :, None])
+            else:
+                for head in head_input_layers(self.model, task, L):
+                    w = head.weight
+                    w.view(w.shape[0], L.num_nodes, -1).mul_(keep[None, :, None])
+
+    def _rand_init(self, unimportant: list[torch.Tensor]) -> int:
+        """(I.2): fresh default initialisation of a fraction rho of the candidate nodes."""
+        norms = self.group_norms()
+        count = 0
+        for L, unimp, norm in zip(self.layers, unimportant, norms):
+            cand = unimp & (norm == 0) if self.reinit_from == "zero_norm" else unimp
+            idx = cand.nonzero().flatten()
+            k = int(round(self.rho * idx.numel()))
+            if k == 0:
+                continue
+            idx = idx[torch.randperm(idx.numel(), device=idx.device)[:k]]
+            fresh = copy.deepcopy(L.module)
+            fresh.reset_parameters()
+            L.module.weight[idx] = fresh.weight[idx].to(L.module.weight.dtype)
+            if L.module.bias is not None:
+                L.module.bias[idx] = fresh.bias[idx].to(L.module.bias.dtype)
+            if L.bn is not None:
+                if L.bn.affine:
+                    L.bn.weight[idx] = 1.0
+                    L.bn.bias[idx] = 0.0
+                if L.bn.track_running_stats and L.bn.running_mean is not None:
+                    L.bn.running_mean[idx] = 0.0
+                    L.bn.running_var[idx] = 1.0
+            count += k
+        return count
+
+    # --- measurements & persistence -------------------------------------------------------
+    def sparsity(self) -> float:
+        return self.history[-1]["sparsity"] if self.history else 0.0
+
+    def used_capacity(self) -> float:
+        return self.history[-1]["used_capacity"] if self.history else 0.0
+
+    def task_metrics(self) -> dict[str, float]:
+        if not self.history:
+            return {}
+        h = self.history[-1]
+        return {"sparsity": h["sparsity"], "used_capacity": h["used_capacity"]}
+
+    def state_tensors(self) -> list[torch.Tensor]:
+        return list(self.omega) + [t for th in self.theta_hat for t in th]
+
+    def state_dict(self) -> dict:
+        return {"task": self.task, "omega": [o.clone() for o in self.omega],
+                "theta_hat": [[t.clone() for t in th] for th in self.theta_hat],
+                "history": list(self.history)}
+
+    def load_state_dict(self, state: dict) -> None:
+        if len(state["omega"]) != len(self.layers) or any(
+                o.shape != om.shape for o, om in zip(state["omega"], self.omega)):
+            raise ValueError("AGS-CL state does not match this model's node layers "
+                             "(a checkpoint from another network?)")
+        self.task = state["task"]
+        dev = self.omega[0].device
+        self.omega = [o.to(dev) for o in state["omega"]]
+        self.theta_hat = [[t.to(dev) for t in th] for th in state["theta_hat"]]
+        self.history = list(state["history"])
+        self._prepare()

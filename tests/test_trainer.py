@@ -1,0 +1,151 @@
+"""The shared continual trainer with a small deterministic learner: matrix, results, resume."""
+import json
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+import regularizers
+from continual.runfolder import RunError, RunFolder
+from continual.trainer import ContinualTrainer, NaNLossError, Schedule
+from tests.tiny import TinyMLP
+
+
+class ToyLearner:
+    """Two linearly separable tasks; a unit is one step on a random minibatch."""
+    matrix_key = "accuracy_matrix"
+
+    def __init__(self, units=6, nan_at=None):
+        torch.manual_seed(0)
+        self.model = TinyMLP(d_in=3, hidden=(8, 6), heads=(2, 2))
+        self.task_names = ["a", "b"]
+        self.units = units
+        self.nan_at = nan_at
+        g = torch.Generator().manual_seed(1)
+        self.data = []
+        for t in range(2):
+            x = torch.randn(64, 3, generator=g)
+            y = (x[:, t] > 0).long()
+            self.data.append((x, y))
+        self.opt = None
+        self.boundaries = 0
+
+    def units_per_task(self, task):
+        return self.units
+
+    def steps_per_unit(self, task):
+        return 16
+
+    def begin_task(self, task):
+        self.opt = torch.optim.SGD(self.model.parameters(), lr=0.1)
+
+    def train_unit(self, task, unit, reg):
+        x, y = self.data[task]
+        idx = torch.randint(0, 64, (16,))            # global RNG: resume must restore it
+        loss = F.cross_entropy(self.model(x[idx], task), y[idx]) + reg.penalty()
+        if self.nan_at == (task, unit):
+            loss = loss * float("nan")
+        if not torch.isfinite(loss):
+            raise FloatingPointError("loss is nan")
+        self.opt.zero_grad()
+        loss.backward()
+        reg.before_step()
+        self.opt.step()
+        reg.after_step(0.1)
+        return {"loss": float(loss)}
+
+    def end_task(self, task):
+        pass
+
+    def importance_data(self, task):
+        x, y = self.data[task]
+        return [(x[:32], y[:32]), (x[32:], y[32:])], \
+            lambda m, b: F.cross_entropy(m(b[0], task), b[1])
+
+    def evaluate(self, task):
+        x, y = self.data[task]
+        with torch.no_grad():
+            return {"score": float((self.model(x, task).argmax(1) == y).float().mean())}
+
+    def checkpoint_boundary(self):
+        self.boundaries += 1
+
+    def extra_results(self):
+        return {}
+
+    def state_dict(self):
+        return {"model": self.model.state_dict(), "opt": self.opt.state_dict()}
+
+    def load_state_dict(self, s):
+        self.model.load_state_dict(s["model"])
+        self.opt.load_state_dict(s["opt"])
+
+
+def run(tmp, name="agscl", resume=False, learner=None, config=None, **sched):
+    learner = learner or ToyLearner()
+    reg = regularizers.make(name, learner.model)
+    tr = ContinualTrainer(learner, reg, RunFolder(tmp), config or {"x": 1},
+                          Schedule(**sched), resume=resume, progress=False)
+    return tr, tr.run()
+
+
+def test_results_and_files(tmp_path):
+    tr, res = run(tmp_path, eval_every=2, checkpoint_every=3)
+    assert res["status"] == "complete"
+    A = res["accuracy_matrix"]
+    assert len(A) == 2 and len(A[0]) == 1 and len(A[1]) == 2
+    assert res["average_accuracy"] == pytest.approx(sum(A[1]) / 2)
+    assert len(res["sparsity"]) == 2 and len(res["used_capacity"]) == 2
+    assert res["regularizer_memory_bytes"] > 0
+    assert len(res["eval_curve"]) == 2 * 2 + 2     # units 2,4 per task + the two task ends
+    on_disk = json.loads((tmp_path / "results.json").read_text())
+    assert on_disk["accuracy_matrix"] == A
+    assert (tmp_path / "config.json").exists()
+    assert (tmp_path / "checkpoints" / "task0.pt").exists()
+    assert (tmp_path / "plots" / "accuracy_matrix.png").exists()
+    assert list((tmp_path / "tb").glob("events.*"))
+
+
+def test_resume_equals_uninterrupted(tmp_path):
+    _, full = run(tmp_path / "full", checkpoint_every=2)
+    # interrupted run: stop after the first checkpoint of task 1 by raising in train_unit
+    class Crash(Exception):
+        pass
+
+    learner = ToyLearner()
+    orig = learner.train_unit
+
+    def crashing(task, unit, reg):
+        if (task, unit) == (1, 3):
+            raise Crash()
+        return orig(task, unit, reg)
+
+    learner.train_unit = crashing
+    with pytest.raises(Crash):
+        run(tmp_path / "cut", learner=learner, checkpoint_every=2)
+    _, resumed = run(tmp_path / "cut", resume=True, checkpoint_every=2)
+    assert resumed["accuracy_matrix"] == full["accuracy_matrix"]
+    assert resumed["sparsity"] == full["sparsity"]
+
+
+def test_resume_refuses_other_config_and_existing_folder(tmp_path):
+    run(tmp_path)
+    with pytest.raises(RunError, match="already holds a run"):
+        run(tmp_path)
+    with pytest.raises(RunError, match=r"another config \(x: 1 then, 2 now\)"):
+        run(tmp_path, resume=True, config={"x": 2})
+
+
+def test_corrupt_checkpoint_is_named(tmp_path):
+    run(tmp_path)
+    (tmp_path / "checkpoints" / "last.pt").write_bytes(b"not a checkpoint")
+    with pytest.raises(RunError, match="unreadable"):
+        run(tmp_path, resume=True)
+
+
+def test_nan_stops_and_keeps_checkpoint(tmp_path):
+    with pytest.raises(NaNLossError, match="non-finite|nan"):
+        run(tmp_path, learner=ToyLearner(nan_at=(1, 2)))
+    res = json.loads((tmp_path / "results.json").read_text())
+    assert res["status"].startswith("failed")
+    assert (tmp_path / "checkpoints" / "last.pt").exists()   # the task-0 checkpoint survives

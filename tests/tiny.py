@@ -1,0 +1,34 @@
+"""Tiny multi-head models shared by the tests."""
+import torch
+from torch import nn
+import torch.nn.functional as F
+
+
+class TinyMLP(nn.Module):
+    def __init__(self, d_in=3, hidden=(4, 3), heads=(2, 2)):
+        super().__init__()
+        self.fc1 = nn.Linear(d_in, hidden[0])
+        self.fc2 = nn.Linear(hidden[0], hidden[1])
+        self.heads = nn.ModuleList(nn.Linear(hidden[1], c) for c in heads)
+
+    def forward(self, x, task):
+        h = F.relu(self.fc2(F.relu(self.fc1(x))))
+        return self.heads[task](h)
+
+
+class TinyCNN(nn.Module):
+    """conv -> BN -> relu -> conv -> relu -> flatten (channel-major) -> linear -> relu -> heads."""
+
+    def __init__(self, heads=(3, 2), bn=True):
+        super().__init__()
+        self.conv1 = nn.Conv2d(1, 3, 3, padding=1)
+        self.bn1 = nn.BatchNorm2d(3) if bn else nn.Identity()
+        self.conv2 = nn.Conv2d(3, 2, 3, stride=2, padding=1)   # 6x6 -> 3x3
+        self.fc = nn.Linear(2 * 3 * 3, 4)
+        self.heads = nn.ModuleList(nn.Linear(4, c) for c in heads)
+
+    def forward(self, x, task):
+        h = F.relu(self.bn1(self.conv1(x)))
+        h = F.relu(self.conv2(h))
+        h = F.relu(self.fc(h.flatten(1)))
+        return self.heads[task](h)
