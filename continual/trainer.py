@@ -130,6 +130,8 @@ class ContinualTrainer:
         out["regularizer_memory_bytes"] = s["memory_bytes"][-1] if s["memory_bytes"] \
             else self.reg.memory_bytes()
         out["regularizer_memory_bytes_per_task"] = s["memory_bytes"]
+        out["model_bytes"] = sum(p.numel() * p.element_size()
+                                 for p in self.learner.model.parameters())
         for k in sorted({k for m in s["task_metrics"] for k in m}):
             out[k] = [m.get(k) for m in s["task_metrics"]]
         out["task_seconds"] = s["task_seconds"]

@@ -1,0 +1,275 @@
+"""``train.py report RUN...``: compare runs of one task stream, as the paper does.
+
+RL (reward matrices): the normalised accumulated reward of Figure 7 -- each task's evaluation
+score divided by the maximum score the fine-tuning run reached on that task (over its whole
+evaluation history), summed over the tasks learned so far -- after each task (table) and over
+training (plot, from the periodic evaluations).
+
+Supervised (accuracy matrices): average accuracy, plasticity P and stability S (eq. 15-16,
+the fine-tuning run as A*), backward transfer, regularisation memory relative to EWC
+(Figure 6: regularisation state, which includes the stored model, plus the model being
+trained), with mean and spread over runs of the same method (seeds); plots of Figures 3-6.
+"""
+from __future__ import annotations
+
+import json
+from collections import defaultdict
+from pathlib import Path
+
+import numpy as np
+
+from . import metrics
+from .runfolder import RunError, write_json
+
+
+def load_runs(paths) -> list[dict]:
+    runs = []
+    for p in paths:
+        p = Path(p)
+        f = p / "results.json" if p.is_dir() else p
+        if not f.exists():
+            raise RunError(f"{p}: no results.json (is it a run folder of train.py?)")
+        res = json.loads(f.read_text())
+        cfg_path = f.parent / "config.json"
+        res["_config"] = json.loads(cfg_path.read_text()) if cfg_path.exists() else {}
+        res["_path"] = str(f.parent)
+        res["_label"] = f.parent.name
+        runs.append(res)
+    if not runs:
+        raise RunError("report needs at least one run folder")
+    streams = {tuple(r["tasks"]) for r in runs}
+    if len(streams) > 1:
+        raise RunError("report compares runs of one task stream; got streams "
+                       + " | ".join(",".join(s) for s in streams))
+    return runs
+
+
+def _method(r: dict) -> str:
+    return r.get("regularizer") or r["_config"].get("regularizer", "?")
+
+
+def _finetune(runs: list[dict]) -> list[dict]:
+    ft = [r for r in runs if _method(r) == "finetune"]
+    if not ft:
+        raise RunError("the report needs a fine-tuning run of the same stream among the runs "
+                       "(train.py ... --regularizer finetune): it is the reference of Figure 7 "
+                       "and of plasticity (eq. 15)")
+    return ft
+
+
+# --- RL ----------------------------------------------------------------------------------
+def finetune_max_rewards(ft: dict, n_tasks: int) -> list[float]:
+    best = [-np.inf] * n_tasks
+    for c in ft.get("eval_curve", []):
+        for j, v in enumerate(c.get("score", [])):
+            best[j] = max(best[j], v)
+    for i, row in enumerate(ft.get("reward_matrix", [])):
+        for j, v in enumerate(row):
+            best[j] = max(best[j], v)
+    return best
+
+
+def rl_report(runs: list[dict], out: Path | None) -> dict:
+    tasks = runs[0]["tasks"]
+    ft = _finetune(runs)[0]
+    ftmax = finetune_max_rewards(ft, len(tasks))
+    bad = [tasks[j] for j, v in enumerate(ftmax) if np.isfinite(v) and v <= 0]
+    if bad:
+        print(f"warning: fine-tuning's best score is <= 0 on {', '.join(bad)}; the normalised "
+              f"reward of those tasks is not meaningful (divided by a non-positive number)")
+    rep = {"tasks": tasks, "finetune_run": ft["_path"], "finetune_max_reward": ftmax,
+           "runs": []}
+    for r in runs:
+        R = r.get("reward_matrix", [])
+        nar = metrics.normalised_accumulated_reward(R, ftmax) if R else []
+        curve = []
+        for c in r.get("eval_curve", []):
+            s = c.get("score", [])
+            curve.append({"step": c["step"],
+                          "value": float(sum(s[j] / ftmax[j] for j in range(len(s))))})
+        rep["runs"].append({"run": r["_path"], "label": r["_label"], "method": _method(r),
+                            "reward_matrix": R,
+                            "reward_matrix_sampled": r.get("reward_matrix_sampled"),
+                            "normalised_accumulated_reward": nar,
+                            "normalised_accumulated_reward_curve": curve,
+                            "sps": r.get("sps"),
+                            "regularizer_memory_bytes": r.get("regularizer_memory_bytes")})
+    lines = ["normalised accumulated reward after each task (Figure 7; reference: "
+             f"fine-tuning's best score per task = "
+             + ", ".join(f"{t} {m:.4g}" for t, m in zip(tasks, ftmax)) + ")"]
+    head = f"{'run':<28}{'method':<12}" + "".join(f"{t[:11]:>12}" for t in tasks)
+    lines += [head, "-" * len(head)]
+    for rr in rep["runs"]:
+        vals = rr["normalised_accumulated_reward"]
+        lines.append(f"{rr['label'][:27]:<28}{rr['method'][:11]:<12}"
+                     + "".join(f"{v:>12.3f}" for v in vals))
+    for rr in rep["runs"]:
+        lines.append(f"\n{rr['label']} ({rr['method']}) reward matrix (greedy, raw score):")
+        for i, row in enumerate(rr["reward_matrix"]):
+            lines.append(f"  after {tasks[i]:<14}" + "".join(f"{v:>10.1f}" for v in row))
+    rep["table"] = "\n".join(lines)
+    if out is not None:
+        _plot_rl(rep, out)
+    return rep
+
+
+def _plot_rl(rep: dict, out: Path) -> None:
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    fig, ax = plt.subplots(figsize=(7, 4.2))
+    for rr in rep["runs"]:
+        pts = rr["normalised_accumulated_reward_curve"]
+        if pts:
+            ax.plot([p["step"] for p in pts], [p["value"] for p in pts], marker=".",
+                    label=f"{rr['label']} ({rr['method']})")
+    ax.set_xlabel("environment steps")
+    ax.set_ylabel("normalised accumulated reward")
+    ax.set_title("Accumulated performance (Figure 7)")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(out / "normalised_accumulated_reward.png", dpi=130)
+    plt.close(fig)
+
+
+# --- supervised ---------------------------------------------------------------------------
+def _mean_std(xs):
+    xs = [x for x in xs if x is not None]
+    if not xs:
+        return None, None
+    return float(np.mean(xs)), float(np.std(xs))
+
+
+def supervised_report(runs: list[dict], out: Path | None) -> dict:
+    tasks = runs[0]["tasks"]
+    ft_runs = _finetune(runs)
+    # plasticity reference: the mean fine-tuning matrix diagonal over its seeds
+    ft_diag = np.mean([np.diag(metrics._square(r["accuracy_matrix"])) for r in ft_runs], 0)
+    ref = [[0.0] * i + [float(ft_diag[i])] for i in range(len(tasks))]
+    ewc_mem = [r["regularizer_memory_bytes"] + r.get("model_bytes", 0)
+               for r in runs if _method(r).startswith("ewc")]
+    per_run = []
+    for r in runs:
+        A = r["accuracy_matrix"]
+        complete = len(A) == len(tasks)
+        mem = r["regularizer_memory_bytes"] + r.get("model_bytes", 0)
+        per_run.append({
+            "run": r["_path"], "label": r["_label"], "method": _method(r),
+            "average_accuracy": metrics.average_accuracy(A) if complete else None,
+            "average_accuracy_curve": metrics.average_accuracy_curve(A),
+            "plasticity": metrics.plasticity(A, ref) if complete else None,
+            "stability": metrics.stability(A) if complete else None,
+            "bwt": metrics.backward_transfer(A) if complete else None,
+            "regularizer_memory_bytes": r["regularizer_memory_bytes"],
+            "relative_memory": mem / ewc_mem[0] if ewc_mem else None,
+            "sparsity": r.get("sparsity"), "used_capacity": r.get("used_capacity"),
+            "seconds_per_task": float(np.mean(r["task_seconds"])) if r.get("task_seconds") else None,
+        })
+    by_method = defaultdict(list)
+    for pr in per_run:
+        by_method[pr["method"]].append(pr)
+    ft_time = _mean_std([p["seconds_per_task"] for p in by_method.get("finetune", [])])[0]
+    summary = {}
+    for m, prs in by_method.items():
+        summary[m] = {"runs": len(prs)}
+        for k in ("average_accuracy", "plasticity", "stability", "bwt", "relative_memory",
+                  "regularizer_memory_bytes", "seconds_per_task"):
+            mean, std = _mean_std([p[k] for p in prs])
+            summary[m][k] = mean
+            summary[m][k + "_std"] = std
+        if ft_time and summary[m]["seconds_per_task"]:
+            summary[m]["time_relative_to_finetune"] = summary[m]["seconds_per_task"] / ft_time
+    cols = [("average_accuracy", "avg acc"), ("plasticity", "P"), ("stability", "S"),
+            ("bwt", "BWT"), ("relative_memory", "mem/EWC"),
+            ("time_relative_to_finetune", "time/FT")]
+    head = f"{'method':<20}{'runs':>5}" + "".join(f"{c[1]:>16}" for c in cols)
+    lines = [head, "-" * len(head)]
+    for m, sm in summary.items():
+        cells = []
+        for k, _ in cols:
+            v, sd = sm.get(k), sm.get(k + "_std")
+            cells.append(f"{'-':>16}" if v is None else
+                         (f"{v:>9.3f} ± {sd:.3f}" if sd is not None and sm["runs"] > 1
+                          else f"{v:>16.3f}"))
+        lines.append(f"{m:<20}{sm['runs']:>5}" + "".join(cells))
+    rep = {"tasks": tasks, "runs": per_run, "summary": summary, "table": "\n".join(lines)}
+    if out is not None:
+        _plot_supervised(rep, out)
+    return rep
+
+
+def _plot_supervised(rep: dict, out: Path) -> None:
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    by = defaultdict(list)
+    for pr in rep["runs"]:
+        by[pr["method"]].append(pr)
+    # Figure 3: average accuracy over tasks
+    fig, ax = plt.subplots(figsize=(6, 4))
+    for m, prs in by.items():
+        curves = np.array([p["average_accuracy_curve"] for p in prs
+                           if len(p["average_accuracy_curve"]) == len(rep["tasks"])])
+        if len(curves):
+            x = np.arange(1, curves.shape[1] + 1)
+            ax.errorbar(x, curves.mean(0), yerr=curves.std(0), marker="o", capsize=3, label=m)
+    ax.set_xlabel("tasks learned")
+    ax.set_ylabel("average accuracy")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(out / "fig3_average_accuracy.png", dpi=130)
+    plt.close(fig)
+    # Figure 4: sparsity and used capacity (AGS-CL variants)
+    agscl = {m: prs for m, prs in by.items() if prs[0]["sparsity"]}
+    if agscl:
+        fig, ax = plt.subplots(figsize=(6, 4))
+        for m, prs in agscl.items():
+            sp = np.array([p["sparsity"] for p in prs])
+            uc = np.array([p["used_capacity"] for p in prs])
+            x = np.arange(1, sp.shape[1] + 1)
+            ax.plot(x, sp.mean(0), marker="o", label=f"{m} sparsity")
+            ax.plot(x, uc.mean(0), marker="s", ls="--", label=f"{m} used capacity")
+        ax.set_xlabel("task")
+        ax.set_ylim(0, 1)
+        ax.legend(fontsize=8)
+        fig.tight_layout()
+        fig.savefig(out / "fig4_sparsity_capacity.png", dpi=130)
+        plt.close(fig)
+    # Figure 5: plasticity vs stability
+    fig, ax = plt.subplots(figsize=(5, 4))
+    for m, prs in by.items():
+        pts = [(p["plasticity"], p["stability"]) for p in prs if p["plasticity"] is not None]
+        if pts:
+            ax.scatter(*zip(*pts), label=m)
+    ax.set_xlabel("plasticity P (eq. 15)")
+    ax.set_ylabel("stability S (eq. 16)")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(out / "fig5_plasticity_stability.png", dpi=130)
+    plt.close(fig)
+    # Figure 6: memory
+    mems = {m: np.mean([p["relative_memory"] for p in prs]) for m, prs in by.items()
+            if prs[0]["relative_memory"] is not None}
+    if mems:
+        fig, ax = plt.subplots(figsize=(6, 3.5))
+        ax.bar(list(mems), list(mems.values()))
+        ax.set_ylabel("memory relative to EWC")
+        ax.tick_params(axis="x", rotation=30)
+        fig.tight_layout()
+        fig.savefig(out / "fig6_memory.png", dpi=130)
+        plt.close(fig)
+
+
+def report(paths, out: str | None = None) -> dict:
+    runs = load_runs(paths)
+    out_dir = Path(out) if out else Path(runs[0]["_path"]).parent
+    out_dir.mkdir(parents=True, exist_ok=True)
+    if "reward_matrix" in runs[0]:
+        rep = rl_report(runs, out_dir)
+    elif "accuracy_matrix" in runs[0]:
+        rep = supervised_report(runs, out_dir)
+    else:
+        raise RunError(f"{runs[0]['_path']}: results.json has neither a reward_matrix nor an "
+                       f"accuracy_matrix (did the run finish a task?)")
+    write_json(out_dir / "report.json", rep)
+    return rep

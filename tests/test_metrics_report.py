@@ -1,0 +1,79 @@
+"""Metric arithmetic (eq. 15-16, BWT, Figure 7) on hand-made matrices and runs."""
+import json
+
+import pytest
+
+from continual import metrics
+from continual.report import report
+from continual.runfolder import RunError
+
+A = [[0.9], [0.7, 0.8], [0.6, 0.75, 0.5]]
+FT = [[1.0], [0.5, 0.9], [0.4, 0.3, 1.0]]
+
+
+def test_average_plasticity_stability_bwt():
+    assert metrics.average_accuracy(A) == pytest.approx((0.6 + 0.75 + 0.5) / 3)
+    assert metrics.average_accuracy_curve(A) == pytest.approx([0.9, 0.75, 1.85 / 3])
+    assert metrics.plasticity(A, FT) == pytest.approx((0.9 / 1.0 + 0.8 / 0.9 + 0.5 / 1.0) / 3)
+    # S: A[T-1][j] / max_{j<=i} A[i][j]
+    assert metrics.stability(A) == pytest.approx((0.6 / 0.9 + 0.75 / 0.8 + 0.5 / 0.5) / 3)
+    assert metrics.backward_transfer(A) == pytest.approx(((0.6 - 0.9) + (0.75 - 0.8)) / 2)
+
+
+def test_normalised_accumulated_reward():
+    R = [[10.0], [5.0, 40.0]]
+    assert metrics.normalised_accumulated_reward(R, [20.0, 80.0]) == pytest.approx(
+        [0.5, 5 / 20 + 40 / 80])
+
+
+def _write_run(folder, method, R, curve):
+    folder.mkdir(parents=True)
+    (folder / "config.json").write_text(json.dumps({"regularizer": method}))
+    (folder / "results.json").write_text(json.dumps({
+        "tasks": ["Boxing", "Gopher"], "regularizer": method, "reward_matrix": R,
+        "eval_curve": curve, "regularizer_memory_bytes": 8}))
+
+
+def test_rl_report_on_hand_made_pair(tmp_path):
+    # fine-tuning: best Boxing score 20 (periodic eval), best Gopher 100
+    _write_run(tmp_path / "ft", "finetune", [[10.0], [2.0, 100.0]],
+               [{"step": 1, "score": [20.0]}, {"step": 2, "score": [10.0]},
+                {"step": 3, "score": [2.0, 100.0]}])
+    _write_run(tmp_path / "ags", "agscl", [[16.0], [15.0, 50.0]],
+               [{"step": 2, "score": [16.0]}, {"step": 3, "score": [15.0, 50.0]}])
+    rep = report([tmp_path / "ft", tmp_path / "ags"], out=str(tmp_path / "rep"))
+    assert rep["finetune_max_reward"] == [20.0, 100.0]
+    ags = [r for r in rep["runs"] if r["method"] == "agscl"][0]
+    assert ags["normalised_accumulated_reward"] == pytest.approx([0.8, 0.75 + 0.5])
+    ft = [r for r in rep["runs"] if r["method"] == "finetune"][0]
+    assert ft["normalised_accumulated_reward"] == pytest.approx([0.5, 0.1 + 1.0])
+    assert (tmp_path / "rep" / "report.json").exists()
+    assert (tmp_path / "rep" / "normalised_accumulated_reward.png").exists()
+    assert "agscl" in rep["table"]
+
+
+def test_report_needs_finetune_and_one_stream(tmp_path):
+    _write_run(tmp_path / "ags", "agscl", [[1.0]], [])
+    with pytest.raises(RunError, match="fine-tuning run"):
+        report([tmp_path / "ags"], out=str(tmp_path / "rep"))
+    with pytest.raises(RunError, match="no results.json"):
+        report([tmp_path / "nothing"])
+
+
+def test_supervised_report(tmp_path):
+    for name, method, M, mem in [("ft", "finetune", FT, 0), ("a", "agscl", A, 100),
+                                 ("e", "ewc", A, 1000)]:
+        d = tmp_path / name
+        d.mkdir()
+        (d / "results.json").write_text(json.dumps({
+            "tasks": ["t0", "t1", "t2"], "regularizer": method, "accuracy_matrix": M,
+            "regularizer_memory_bytes": mem, "model_bytes": 1000, "task_seconds": [1, 1, 1],
+            "sparsity": [0.5, 0.4, 0.3] if method == "agscl" else None,
+            "used_capacity": [0.1, 0.2, 0.3] if method == "agscl" else None}))
+    rep = report([tmp_path / n for n in ("ft", "a", "e")], out=str(tmp_path / "rep"))
+    s = rep["summary"]
+    assert s["agscl"]["plasticity"] == pytest.approx(metrics.plasticity(A, FT))
+    assert s["agscl"]["relative_memory"] == pytest.approx(1100 / 2000)
+    for f in ("fig3_average_accuracy", "fig4_sparsity_capacity",
+              "fig5_plasticity_stability", "fig6_memory"):
+        assert (tmp_path / "rep" / f"{f}.png").exists()
