@@ -1,0 +1,216 @@
+"""EWC: Elastic Weight Consolidation (Kirkpatrick et al., PNAS 2017), offline and online.
+
+Loss while learning task B after task A (Kirkpatrick et al., eq. 3):
+
+    L(theta) = L_B(theta) + sum_i (lam / 2) * F_i * (theta_i - theta*_A,i)^2
+
+with F the diagonal of the Fisher information at theta*_A. Here F is the *empirical* Fisher
+computed as the published code of the AGS-CL lab does it, from the gradients of the task loss
+that ``loss_fn`` returns (the batch mean), over one pass through the task's batches:
+
+    F = (1/N) * sum_b |b| * (d mean_loss_b / d theta)^2,     N = sum_b |b|
+
+With batches of one sample this is exactly the per-sample empirical Fisher
+(1/N) sum_n (d loss_n / d theta)^2; with larger batches it is the cheaper minibatch estimate the
+lab used (its code weighted each Fisher batch of 20 by the *training* batch size and divided by
+the number of training batches, not by N: a scaling we do not copy). The model is put in eval
+mode while the Fisher is measured (dropout off, BatchNorm on its running statistics) and restored
+afterwards; the lab measured it in train mode.
+
+Several tasks (choices documented here, both with a single anchor theta* = the trunk after the
+last task, the usual multi-head implementation that keeps one importance per weight):
+
+* offline (default, ``online=False``): F <- F_old + F_new, the sum of the per-task Fishers, so the
+  penalty is sum_tasks (lam/2) F_task (theta - theta*)^2 with the latest anchor. (The lab's code
+  averaged instead, F <- (F_new + t * F_old) / (t + 1); that only rescales lam by ~1/(t+1).)
+* online (``online=True``, Schwarz et al., "Progress & Compress", ICML 2018, online EWC):
+  F <- gamma * F_old + F_new with gamma in (0, 1]; gamma = 1 is the offline rule above.
+
+Only the shared trunk is penalised: parameters inside ``model.heads`` never are.
+
+This module also holds ``QuadraticRegularizer``, the common base of EWC, SI, MAS and RWALK:
+all four add coef * sum_i Omega_i (theta_i - theta*_i)^2 over the trainable trunk parameters
+and differ only in how Omega is estimated.
+"""
+from __future__ import annotations
+
+from typing import Iterable
+
+import torch
+from torch import nn
+
+from .base import Batch, LossFn, Regularizer, batch_size_of, check_range, trunk_named_parameters
+
+
+class QuadraticRegularizer(Regularizer):
+    """penalty = coef * sum_i Omega_i * (theta_i - theta*_i)^2 over the trainable trunk weights.
+
+    State kept between tasks, and what ``memory_bytes`` counts (the same for EWC, SI, MAS and
+    RWALK): one importance Omega per trunk weight plus the anchor theta* (one float per trunk
+    weight), i.e. 2 x (number of trunk weights) x element size. Accumulators that only live
+    during a task (SI's path integral, RWALK's running Fisher and scores, per-step snapshots)
+    are not counted, though ``state_dict`` saves them.
+
+    Subclasses set ``self.coef`` and update ``self.importance``/``self.anchor`` in ``end_task``
+    (then call ``self._consolidated(task)``). For methods that need the gradient of the task
+    loss alone (SI, RWALK), ``_task_gradients()`` removes the penalty's own gradient from
+    ``p.grad``: a hook on the tensor ``penalty()`` returns records the gradient s that backward
+    actually sent into it (0 if it was never backpropagated, 1 for loss = task + penalty, the
+    scale for a scaled loss), and s * 2 * coef * Omega * (theta - theta*) is subtracted. This
+    assumes ``p.grad`` is not rescaled (e.g. clipped) between ``backward()`` and ``before_step()``.
+    """
+
+    coef: float = 0.0
+
+    def __init__(self, model: nn.Module):
+        super().__init__(model)
+        named = [(n, p) for n, p in trunk_named_parameters(model) if p.requires_grad]
+        if not named:
+            raise ValueError("model has no trainable trunk parameters to regularise")
+        self.param_names = [n for n, _ in named]
+        self.params = [p for _, p in named]
+        self.importance = [torch.zeros_like(p).detach() for p in self.params]
+        self.anchor = [p.detach().clone() for p in self.params]
+        self.tasks_done = 0
+        self._pen_scale: torch.Tensor | None = None
+        self._refresh()
+
+    # --- helpers ------------------------------------------------------------------------------
+    def _zeros(self) -> list[torch.Tensor]:
+        return [torch.zeros_like(p).detach() for p in self.params]
+
+    def _current(self) -> list[torch.Tensor]:
+        return [p.detach().clone() for p in self.params]
+
+    def _refresh(self) -> None:
+        """Precompute coef * Omega so that ``penalty`` is one multiply-add per tensor."""
+        self._w = [self.coef * imp for imp in self.importance]
+        self._active = self.tasks_done > 0 and self.coef > 0
+
+    def _consolidated(self, task: int) -> None:
+        self.anchor = self._current()
+        self.tasks_done += 1
+        self.task = task
+        self._refresh()
+
+    def _task_gradients(self) -> list[torch.Tensor | None]:
+        """d task_loss / d theta: ``p.grad`` minus the penalty's analytic gradient (if in it)."""
+        scale, self._pen_scale = self._pen_scale, None
+        out = []
+        for p, w, a in zip(self.params, self._w, self.anchor):
+            g = p.grad
+            if g is None:
+                out.append(None)
+                continue
+            g = g.detach()
+            # always a fresh tensor: later in-place edits of p.grad (clipping) must not leak in
+            g = g - (2.0 * scale) * w * (p.detach() - a) if scale is not None else g.clone()
+            out.append(g)
+        return out
+
+    # --- hooks --------------------------------------------------------------------------------
+    def penalty(self) -> torch.Tensor:
+        if not self._active:
+            return super().penalty()
+        terms = [(w * (p - a).square()).sum()
+                 for w, p, a in zip(self._w, self.params, self.anchor)]
+        out = torch.stack(terms).sum()
+        if out.requires_grad:
+            out.register_hook(self._record_penalty_grad)
+        return out
+
+    def _record_penalty_grad(self, grad: torch.Tensor) -> None:
+        g = grad.detach()
+        self._pen_scale = g if self._pen_scale is None else self._pen_scale + g
+
+    def before_step(self) -> None:
+        self._pen_scale = None
+
+    # --- measurements & persistence -----------------------------------------------------------
+    def state_tensors(self) -> list[torch.Tensor]:
+        return list(self.importance) + list(self.anchor)
+
+    def _extra_state(self) -> dict[str, list[torch.Tensor]]:
+        """Per-parameter accumulators of a subclass (name -> list aligned with ``params``)."""
+        return {}
+
+    def _set_extra_state(self, extra: dict[str, list[torch.Tensor]]) -> None:
+        pass
+
+    def state_dict(self) -> dict:
+        lists = {"importance": self.importance, "anchor": self.anchor, **self._extra_state()}
+        return {"task": self.task, "tasks_done": self.tasks_done,
+                "param_names": list(self.param_names),
+                "tensors": {k: [t.detach().clone() for t in v] for k, v in lists.items()}}
+
+    def load_state_dict(self, state: dict) -> None:
+        if list(state["param_names"]) != self.param_names:
+            raise ValueError(f"{type(self).__name__} state does not match this model's trunk "
+                             f"parameters (a checkpoint from another network?)")
+        tensors = {}
+        for key, ts in state["tensors"].items():
+            if len(ts) != len(self.params) or any(
+                    t.shape != p.shape for t, p in zip(ts, self.params)):
+                raise ValueError(f"{type(self).__name__} state '{key}' does not match the shapes "
+                                 f"of this model's trunk parameters")
+            tensors[key] = [t.detach().to(device=p.device, dtype=p.dtype).clone()
+                            for t, p in zip(ts, self.params)]
+        self.task = state["task"]
+        self.tasks_done = int(state["tasks_done"])
+        self.importance = tensors.pop("importance")
+        self.anchor = tensors.pop("anchor")
+        self._set_extra_state(tensors)
+        self._pen_scale = None
+        self._refresh()
+
+
+class EWC(QuadraticRegularizer):
+    """Elastic Weight Consolidation; see the module docstring for the formulas.
+
+    lam >= 0: penalty strength (the 1/2 of eq. 3 is applied inside, coef = lam / 2).
+    online: Schwarz et al.'s online EWC, F <- gamma * F_old + F_new (offline: gamma must be 1).
+    gamma in (0, 1]: decay of the old Fisher in online EWC.
+    """
+
+    name = "ewc"
+
+    def __init__(self, model: nn.Module, lam: float = 5000.0, online: bool = False,
+                 gamma: float = 1.0):
+        self.lam = check_range("lam", lam, lo=0)
+        self.gamma = check_range("gamma", gamma, lo=0, hi=1, lo_open=True)
+        self.online = bool(online)
+        if not self.online and self.gamma != 1.0:
+            raise ValueError(f"hyperparameter gamma={gamma!r} only applies to online EWC "
+                             f"(online=True, e.g. regularizer 'ewc_online'); offline EWC sums "
+                             f"the per-task Fishers (gamma = 1)")
+        self.coef = self.lam / 2.0
+        super().__init__(model)
+
+    def fisher(self, batches: Iterable[Batch], loss_fn: LossFn) -> list[torch.Tensor]:
+        """(1/N) sum_b |b| g_b^2, g_b = gradient of the batch's mean loss; one pass over batches."""
+        sums = self._zeros()
+        n = 0
+        was_training = self.model.training
+        self.model.eval()
+        try:
+            with torch.enable_grad():
+                for batch in batches:
+                    size = batch_size_of(batch)
+                    loss = loss_fn(self.model, batch)
+                    grads = torch.autograd.grad(loss, self.params, allow_unused=True)
+                    for s, g in zip(sums, grads):
+                        if g is not None:
+                            s.add_(g.detach().square(), alpha=size)
+                    n += size
+        finally:
+            self.model.train(was_training)
+        if n == 0:
+            raise ValueError("end_task got no batches: EWC needs the task's data to compute "
+                             "the Fisher information")
+        return [s / n for s in sums]
+
+    @torch.no_grad()
+    def end_task(self, task: int, batches: Iterable[Batch], loss_fn: LossFn) -> None:
+        new = self.fisher(batches, loss_fn)
+        self.importance = [self.gamma * f + fn for f, fn in zip(self.importance, new)]
+        self._consolidated(task)
