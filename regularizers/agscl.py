@@ -106,6 +106,9 @@ class AGSCL(Regularizer):
                 if cut.any():
                     keep = (~cut).to(L.module.weight.dtype)[:, :, None]   # (out, prev, 1)
             self._keep.append(keep)
+        self._zero_ref = [bool((om == 0).all()) for om in self.omega]
+        if not hasattr(self, "_buf") or len(self._buf) != len(self.layers):
+            self._buf = [[torch.empty_like(p) for p in L.group_params] for L in self.layers]
 
     # --- hooks --------------------------------------------------------------------------
     def begin_task(self, task: int) -> None:
@@ -125,19 +128,26 @@ class AGSCL(Regularizer):
     @torch.no_grad()
     def prox(self, alpha: float) -> None:
         """theta <- prox_{alpha * L_Reg}(theta), eq. (11)-(13), vectorised per layer."""
-        for L, c, refs in zip(self.layers, self._c, self._ref):
+        for L, c, refs, bufs, zero_ref in zip(self.layers, self._c, self._ref, self._buf,
+                                              self._zero_ref):
             params = L.group_params
+            if zero_ref:            # every node in G0: d = theta itself, no copy needed
+                ds = params
+            else:                   # d = theta - ref, into a preallocated buffer
+                ds = [torch.sub(p, r, out=b) for p, r, b in zip(params, refs, bufs)]
             sq = None
-            for p, r in zip(params, refs):
-                d = (p - r).reshape(p.shape[0], -1)
-                s = torch.einsum("ij,ij->i", d, d)
-                sq = s if sq is None else sq + s
-            norm = sq.sqrt()
+            for d in ds:
+                s = torch.linalg.vector_norm(d.reshape(d.shape[0], -1), dim=1).square_()
+                sq = s if sq is None else sq.add_(s)
+            norm = sq.sqrt_()
             thresh = alpha * c
             gamma = torch.where(norm > thresh, 1 - thresh / norm.clamp_min(1e-30),
                                 torch.zeros_like(norm))
-            for p, r in zip(params, refs):
-                p.sub_(r).mul_(_rows(gamma, p)).add_(r)
+            for p, r, d in zip(params, refs, ds):
+                if zero_ref:
+                    p.mul_(_rows(gamma, p))                      # eq. (11)
+                else:
+                    torch.addcmul(r, d, _rows(gamma, d), out=p)  # ref + gamma * (theta - ref)
 
     @torch.no_grad()
     def _apply_hard_freeze(self) -> None:
@@ -218,10 +228,10 @@ class AGSCL(Regularizer):
         """(I.1): theta_{n,i} = 0 for every input i in G0, in the next layer and the head."""
         for i, L in enumerate(self.layers):
             keep = (~unimportant[i]).to(L.module.weight.dtype)
-            if i + 1 < len(self.layers):
-                nxt = self.layers[i + 1]
-                nxt.input_columns(nxt.module.weight).mul_(keep[None, :, None])
-            else:
+            for nxt in self.layers:
+                if nxt.prev is L:
+                    nxt.input_columns(nxt.module.weight).mul_(keep[None, :, None])
+            if L.feeds_heads:
                 for head in head_input_layers(self.model, task, L):
                     w = head.weight
                     w.view(w.shape[0], L.num_nodes, -1).mul_(keep[None, :, None])

@@ -8,7 +8,11 @@ layer's input that it feeds; for conv -> flatten -> linear the flattened input i
 channel-major, so node c feeds input features ``c*HW : (c+1)*HW``.
 
 The trunk is taken to be a chain: its Linear/Conv2d layers in definition order, each fed by
-the previous one's ReLU output. Layers inside ``model.heads`` are never nodes.
+the previous one's ReLU output, the last one feeding the heads. A trunk that is not a chain
+(e.g. a ResNet) describes its node layers itself: ``model.agscl_node_layers()`` returns a list
+of ``{"name", "bn", "prev", "feeds_heads"}`` (module names; ``prev`` the single node layer
+feeding it, or None where it reads a sum of several). Layers inside ``model.heads`` are never
+nodes.
 """
 from __future__ import annotations
 
@@ -27,6 +31,7 @@ class NodeLayer:
     bn: nn.Module | None = None             # BatchNorm right after it, grouped per channel
     in_repeat: int = 1                      # input features per node of the previous layer
     prev: "NodeLayer | None" = field(default=None, repr=False)
+    feeds_heads: bool = False               # its ReLU output is what the heads read
 
     @property
     def num_nodes(self) -> int:
@@ -76,6 +81,9 @@ def find_node_layers(model: nn.Module) -> list[NodeLayer]:
     if not isinstance(heads, nn.ModuleList):
         raise ValueError("model has no `heads` nn.ModuleList: continual models must keep their "
                          "per-task output layers in `model.heads`")
+    spec = getattr(model, "agscl_node_layers", None)
+    if callable(spec):
+        return _layers_from_spec(model, spec())
     head_modules = {id(m) for m in heads.modules()}
     layers: list[NodeLayer] = []
     for name, m in model.named_modules():
@@ -92,7 +100,36 @@ def find_node_layers(model: nn.Module) -> list[NodeLayer]:
             layers[-1].bn = m
     if not layers:
         raise ValueError("the model's trunk has no nn.Linear or nn.Conv2d layer to regularise")
+    layers[-1].feeds_heads = True
     return layers
+
+
+def _layers_from_spec(model: nn.Module, spec: list[dict]) -> list[NodeLayer]:
+    modules = dict(model.named_modules())
+    head_modules = {id(m) for m in model.heads.modules()}
+    by_name: dict[str, NodeLayer] = {}
+    for entry in spec:
+        name = entry["name"]
+        m = modules.get(name)
+        if not isinstance(m, (nn.Linear, nn.Conv2d)) or id(m) in head_modules:
+            raise ValueError(f"agscl_node_layers(): {name!r} is not a trunk nn.Linear/nn.Conv2d")
+        layer = NodeLayer(name, m, feeds_heads=bool(entry.get("feeds_heads", False)))
+        if entry.get("bn"):
+            bn = modules.get(entry["bn"])
+            if not isinstance(bn, _BN) or bn.num_features != layer.num_nodes:
+                raise ValueError(f"agscl_node_layers(): {entry['bn']!r} is not a BatchNorm with "
+                                 f"{layer.num_nodes} channels for {name!r}")
+            layer.bn = bn
+        if entry.get("prev"):
+            if entry["prev"] not in by_name:
+                raise ValueError(f"agscl_node_layers(): prev {entry['prev']!r} of {name!r} is "
+                                 f"not listed before it")
+            layer.prev = by_name[entry["prev"]]
+            layer.in_repeat = _in_repeat(layer.prev, name, m)
+        by_name[name] = layer
+    if not by_name:
+        raise ValueError("agscl_node_layers() listed no layer")
+    return list(by_name.values())
 
 
 def head_input_layers(model: nn.Module, task: int, last: NodeLayer) -> list[nn.Linear]:
