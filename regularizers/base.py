@@ -8,7 +8,8 @@ Timing, as any trainer calls it (the trainer never knows which regularizer it ru
         for each minibatch:
             loss = task_loss + reg.penalty()   # zero for AGS-CL and fine-tuning
             loss.backward()
-            reg.before_step()                  # gradients are there, weights not yet moved
+            reg.before_step()                  # raw gradients (before any clipping)
+            clip_grad_norm_(...)               # optional, the learner's business
             optimizer.step()
             reg.after_step(lr)                 # e.g. AGS-CL's proximal step, step size = lr
         reg.after_epoch(lr)                    # e.g. AGS-CL's proximal step once per epoch
