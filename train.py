@@ -14,9 +14,15 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import os
 import sys
 import time
 from pathlib import Path
+
+# libgomp's default spin-waiting collapses torch's OpenMP threads (10-50x slower inference)
+# as soon as another process busies a core (ALE's threads do); passive waiting avoids that.
+# It must be set before torch is imported.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 import regularizers
 from continual.report import report
