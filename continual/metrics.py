@@ -56,9 +56,12 @@ def normalised_accumulated_reward(R, R_ft_max) -> list[float]:
     """Figure 7: after task i, sum_{j<=i} R[i][j] / max reward fine-tuning reached on task j.
 
     ``R_ft_max[j]`` is the maximum evaluation reward the fine-tuning run obtained on task j
-    (over its whole evaluation history)."""
+    (over its whole evaluation history). A task whose reference is <= 0 cannot be normalised:
+    its term, and so the sum, is NaN."""
     M = _square(R)
-    out = []
-    for i in range(len(M)):
-        out.append(float(sum(M[i, j] / R_ft_max[j] for j in range(i + 1))))
-    return out
+    return [float(sum(normalised(M[i, j], R_ft_max[j]) for j in range(i + 1)))
+            for i in range(len(M))]
+
+
+def normalised(score: float, reference: float) -> float:
+    return float(score) / reference if reference > 0 else float("nan")

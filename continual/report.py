@@ -86,7 +86,8 @@ def rl_report(runs: list[dict], out: Path | None) -> dict:
         for c in r.get("eval_curve", []):
             s = c.get("score", [])
             curve.append({"step": c["step"],
-                          "value": float(sum(s[j] / ftmax[j] for j in range(len(s))))})
+                          "value": float(sum(metrics.normalised(s[j], ftmax[j])
+                                             for j in range(len(s))))})
         rep["runs"].append({"run": r["_path"], "label": r["_label"], "method": _method(r),
                             "reward_matrix": R,
                             "reward_matrix_sampled": r.get("reward_matrix_sampled"),

@@ -1,0 +1,124 @@
+"""End to end through the CLI: tiny Atari and vision streams, resume, report, bad input."""
+import json
+
+import pytest
+
+import train
+from agents.ppo import PPOLearner
+
+TINY_ATARI = ["atari", "--games", "Boxing,Gopher", "--num-envs", "2", "--num-steps", "16",
+              "--update-epochs", "1", "--num-minibatches", "2", "--steps-per-task", "64",
+              "--eval-episodes", "1", "--eval-max-steps", "30", "--eval-every", "32",
+              "--importance-steps", "32", "--checkpoint-every", "1", "--no-progress",
+              "--threads", "1"]
+
+
+def results(path):
+    return json.loads((path / "results.json").read_text())
+
+
+@pytest.mark.parametrize("reg", ["finetune", "agscl", "ewc"])
+def test_atari_two_game_stream(tmp_path, reg):
+    out = tmp_path / reg
+    assert train.main(TINY_ATARI + ["--regularizer", reg, "--out", str(out)]) == 0
+    res = results(out)
+    assert res["tasks"] == ["Boxing", "Gopher"] and res["status"] == "complete"
+    R = res["reward_matrix"]
+    assert [len(r) for r in R] == [1, 2]
+    assert [len(r) for r in res["reward_matrix_sampled"]] == [1, 2]
+    assert res["sps"] > 0 and res["regularizer_memory_bytes"] >= 0
+    assert any(not c["task_end"] for c in res["eval_curve"])        # periodic evaluations
+    if reg == "agscl":
+        assert len(res["sparsity"]) == 2 and len(res["used_capacity"]) == 2
+    cfg = json.loads((out / "config.json").read_text())
+    assert cfg["regularizer"] == reg and cfg["games"] == ["Boxing", "Gopher"]
+    assert (out / "checkpoints" / "task1.pt").exists()
+    assert list((out / "tb").glob("events.*"))
+    assert (out / "plots" / "reward_matrix.png").exists()
+
+
+def test_atari_resume_equals_uninterrupted_and_report(tmp_path, monkeypatch, capsys):
+    args = TINY_ATARI + ["--regularizer", "agscl"]
+    assert train.main(args + ["--out", str(tmp_path / "full")]) == 0
+
+    orig = PPOLearner.train_unit
+
+    def crash(self, task, unit, reg=None):
+        if (task, unit) == (1, 1):
+            raise KeyboardInterrupt                       # killed mid-task
+        return orig(self, task, unit, reg)
+
+    monkeypatch.setattr(PPOLearner, "train_unit", crash)
+    with pytest.raises(KeyboardInterrupt):
+        train.main(args + ["--out", str(tmp_path / "cut")])
+    monkeypatch.setattr(PPOLearner, "train_unit", orig)
+    assert train.main(args + ["--out", str(tmp_path / "cut"), "--resume"]) == 0
+    full, cut = results(tmp_path / "full"), results(tmp_path / "cut")
+    assert cut["reward_matrix"] == full["reward_matrix"]
+    assert [c["score"] for c in cut["eval_curve"]] == [c["score"] for c in full["eval_curve"]]
+    assert cut["sparsity"] == full["sparsity"]
+
+    # a different config is refused, and nothing is lost
+    before = (tmp_path / "cut" / "results.json").read_text()
+    assert train.main(TINY_ATARI + ["--regularizer", "ewc", "--out", str(tmp_path / "cut"),
+                                    "--resume"]) == 2
+    assert "another config" in capsys.readouterr().err
+    assert (tmp_path / "cut" / "results.json").read_text() == before
+
+    # the report needs a fine-tuning run of the same stream
+    assert train.main(["report", str(tmp_path / "full")]) == 2
+    assert "fine-tuning run" in capsys.readouterr().err
+    assert train.main(TINY_ATARI + ["--regularizer", "finetune", "--out",
+                                    str(tmp_path / "ft")]) == 0
+    assert train.main(["report", str(tmp_path / "ft"), str(tmp_path / "full"),
+                       "--out", str(tmp_path / "rep")]) == 0
+    rep = json.loads((tmp_path / "rep" / "report.json").read_text())
+    assert len(rep["runs"]) == 2
+    assert (tmp_path / "rep" / "normalised_accumulated_reward.png").exists()
+
+
+def test_atari_bad_input(tmp_path, capsys):
+    assert train.main(["atari", "--games", "Boxing,Pong", "--out", str(tmp_path / "a")]) == 2
+    err = capsys.readouterr().err
+    assert "Pong" in err and "StarGunner" in err                    # names the valid games
+    assert train.main(TINY_ATARI + ["--num-minibatches", "3", "--out", str(tmp_path / "b")]) == 2
+    assert "divisible" in capsys.readouterr().err
+    assert train.main(TINY_ATARI + ["--regularizer", "agscl", "--eta", "0",
+                                    "--out", str(tmp_path / "c")]) == 2
+    assert "eta" in capsys.readouterr().err
+    assert train.main(TINY_ATARI + ["--regularizer", "nope", "--out", str(tmp_path / "d")]) == 2
+    assert "unknown regularizer" in capsys.readouterr().err
+    assert train.main(TINY_ATARI + ["--regularizer", "finetune", "--hp", "lam=3",
+                                    "--out", str(tmp_path / "e")]) == 2
+    assert "no hyperparameter" in capsys.readouterr().err
+
+
+def test_corrupt_checkpoint_named(tmp_path, capsys):
+    out = tmp_path / "r"
+    assert train.main(TINY_ATARI + ["--regularizer", "finetune", "--steps-per-task", "32",
+                                    "--out", str(out)]) == 0
+    (out / "checkpoints" / "last.pt").write_bytes(b"\x00garbage")
+    assert train.main(TINY_ATARI + ["--regularizer", "finetune", "--steps-per-task", "32",
+                                    "--out", str(out), "--resume"]) == 2
+    assert "unreadable" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("reg", ["finetune", "agscl", "agscl_no_reinit", "agscl_no_randinit",
+                                 "agscl_no_zeroinit", "ewc", "ewc_online", "si", "mas", "rwalk",
+                                 "hat"])
+def test_vision_each_method_offline(tmp_path, reg):
+    out = tmp_path / reg
+    assert train.main(["vision", "--benchmark", "split_digits", "--regularizer", reg,
+                       "--epochs", "1", "--max-tasks", "2", "--no-progress", "--threads", "1",
+                       "--out", str(out)]) == 0
+    res = results(out)
+    A = res["accuracy_matrix"]
+    assert [len(r) for r in A] == [1, 2] and all(0 <= a <= 1 for r in A for a in r)
+    assert res["average_accuracy"] == pytest.approx(sum(A[1]) / 2)
+
+
+def test_vision_missing_data_is_named(tmp_path, capsys):
+    assert train.main(["vision", "--benchmark", "split_cifar100", "--data-dir",
+                       str(tmp_path / "nothing"), "--out", str(tmp_path / "v")]) == 2
+    err = capsys.readouterr().err
+    assert "cifar-100" in err.lower() and "--data-dir" in err
