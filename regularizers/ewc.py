@@ -126,6 +126,14 @@ class QuadraticRegularizer(Regularizer):
     def before_step(self) -> None:
         self._pen_scale = None
 
+    @torch.no_grad()
+    def _start_path_step(self) -> None:
+        """For path-integral methods (SI, RWALK): keep the task gradient and the weights
+        before the optimizer step, in ``self._grads`` and ``self._prev``."""
+        self._grads = self._task_gradients()
+        for s, p in zip(self._prev, self.params):
+            s.copy_(p)
+
     # --- measurements & persistence -----------------------------------------------------------
     def state_tensors(self) -> list[torch.Tensor]:
         return list(self.importance) + list(self.anchor)

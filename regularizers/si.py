@@ -58,11 +58,8 @@ class SI(QuadraticRegularizer):
             self.anchor = self._current()
             self._refresh()
 
-    @torch.no_grad()
     def before_step(self) -> None:
-        self._grads = self._task_gradients()
-        for s, p in zip(self._prev, self.params):
-            s.copy_(p)
+        self._start_path_step()
 
     @torch.no_grad()
     def after_step(self, lr: float) -> None:
