@@ -52,7 +52,7 @@ class ToyLearner:
         reg.before_step()
         self.opt.step()
         reg.after_step(0.1)
-        return {"loss": float(loss)}
+        return {"loss": float(loss.detach())}
 
     def end_task(self, task):
         pass
