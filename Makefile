@@ -21,7 +21,7 @@ run: setup
 	$(BIN)/python train.py atari $(ARGS)
 
 test: setup
-	$(BIN)/python -m pytest -q -p no:cacheprovider
+	$(BIN)/python -m pytest -p no:cacheprovider
 
 bench: setup
 	$(BIN)/python bench/agscl_after_step.py
