@@ -153,6 +153,23 @@ def test_ewc_penalty_value_and_zero_before_first_task():
     torch.testing.assert_close(reg.penalty(), 7.0 / 2 * direct)
 
 
+def test_fused_quadratic_penalty_gradient_matches_autograd_and_gradcheck():
+    from regularizers.ewc import _QuadraticPenalty
+    torch.manual_seed(3)
+    params = [torch.randn(4, 3, dtype=DT, requires_grad=True),
+              torch.randn(5, dtype=DT, requires_grad=True)]
+    w = [torch.rand(4, 3, dtype=DT), torch.rand(5, dtype=DT)]
+    a = [torch.randn(4, 3, dtype=DT), torch.randn(5, dtype=DT)]
+    fused = 3.0 * _QuadraticPenalty.apply(w, a, *params)        # a scaled loss, as in a sum
+    g_fused = torch.autograd.grad(fused, params)
+    ref = 3.0 * sum((wi * (p - ai).square()).sum() for wi, p, ai in zip(w, params, a))
+    g_ref = torch.autograd.grad(ref, params)
+    torch.testing.assert_close(fused, ref)
+    for x, y in zip(g_fused, g_ref):
+        torch.testing.assert_close(x, y)
+    assert torch.autograd.gradcheck(lambda *ps: _QuadraticPenalty.apply(w, a, *ps), params)
+
+
 @pytest.mark.parametrize("online,gamma", [(False, 1.0), (True, 0.5)])
 def test_ewc_accumulation_over_tasks(online, gamma):
     model = Tiny()

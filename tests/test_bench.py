@@ -1,0 +1,26 @@
+"""Smoke test of the supervised timing benchmark (numbers are not checked: timings belong in
+docs/RESULTS.md, not in tests)."""
+import importlib.util
+import sys
+from pathlib import Path
+
+BENCH = Path(__file__).resolve().parents[1] / "bench"
+
+
+def _load(name):
+    sys.path.insert(0, str(BENCH))
+    spec = importlib.util.spec_from_file_location(name, BENCH / f"{name}.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def test_vision_epoch_time_runs_every_hook(capsys):
+    bench = _load("vision_epoch_time")
+    rows = bench.main(["--benchmark", "split_digits", "--methods", "agscl,ewc",
+                       "--rounds", "2", "--threads", "1"])
+    assert list(rows) == ["finetune", "agscl", "ewc"]          # fine-tuning added as reference
+    assert rows["finetune"]["relative_to_finetune"] == 1.0
+    for r in rows.values():
+        assert len(r["all"]) == 2 and all(t > 0 for t in r["all"])
+    assert "seconds per epoch on task 2" in capsys.readouterr().out
