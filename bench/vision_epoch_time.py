@@ -6,7 +6,7 @@
 Each method gets its own learner and regularizer, built exactly as `train.py vision` builds them
 (published preset, the benchmark's recommended strengths). Each first learns task 1 for
 ``--warm-epochs`` epochs and runs its ``end_task`` (Fisher, Omega, path integrals, HAT masks), so
-that the timed epochs on task 2 pay for every hook a later task pays for: penalty, before_step,
+that the timed epochs on a later task (``--task``, default the second) pay for every hook a later task pays for: penalty, before_step,
 after_step (AGS-CL's proximal step), after_epoch, plus the epoch's validation pass. The timed
 epochs are interleaved — one epoch of every method per round — so that load changes on a shared
 machine hit all methods alike; the summary is the median over rounds. ``end_task`` is timed
@@ -36,6 +36,8 @@ def main(argv=None) -> dict:
     p.add_argument("--benchmark", default="omniglot")
     p.add_argument("--data-dir", default=None)
     p.add_argument("--methods", default=",".join(ALL))
+    p.add_argument("--task", type=int, default=1,
+                   help="index of the timed task (>= 1; the warm-up task is task 0)")
     p.add_argument("--warm-epochs", type=int, default=1)
     p.add_argument("--rounds", type=int, default=5)
     p.add_argument("--threads", type=int, default=1)
@@ -52,13 +54,15 @@ def main(argv=None) -> dict:
     if "finetune" not in methods:
         methods.insert(0, "finetune")
     stream = make_stream(args.benchmark, data_dir=args.data_dir, seed=args.seed)
-    if len(stream) < 2:
-        sys.exit(f"the {args.benchmark} stream has {len(stream)} task(s); the bench needs two")
+    if not 1 <= args.task < len(stream):
+        sys.exit(f"--task {args.task} is not in 1..{len(stream) - 1}: the {args.benchmark} stream "
+                 f"has {len(stream)} task(s) and task 0 is the warm-up")
+    T = args.task
     m = machine()
     print(f"command: python bench/vision_epoch_time.py {shlex.join(sys.argv[1:] if argv is None else argv)}")
     print(f"machine: {m['cpu']}, {m['cores']} cores, torch {m['torch']} ({args.threads} threads)")
-    print(f"stream: {args.benchmark}, task 2 = {stream.names[1]} "
-          f"({int(stream[1].y_train.shape[0])} training images)")
+    print(f"stream: {args.benchmark}, timed task {T + 1} = {stream.names[T]} "
+          f"({int(stream[T].y_train.shape[0])} training images)")
     print(f"load average before: {loadavg()}")
 
     learners, regs, end_task_s = {}, {}, {}
@@ -78,18 +82,18 @@ def main(argv=None) -> dict:
         t0 = time.perf_counter()
         reg.end_task(0, batches, loss_fn)
         end_task_s[name] = time.perf_counter() - t0
-        L.begin_task(1)
-        reg.begin_task(1)
+        L.begin_task(T)
+        reg.begin_task(T)
         learners[name], regs[name] = L, reg
 
     times: dict[str, list[float]] = {n: [] for n in methods}
     for r in range(args.rounds):
         for name in methods:
-            out = learners[name].train_unit(1, r, regs[name])
+            out = learners[name].train_unit(T, r, regs[name])
             times[name].append(out["epoch_seconds"])
     ft = statistics.median(times["finetune"])
     rows = {}
-    print(f"\nseconds per epoch on task 2 (median of {args.rounds} interleaved rounds), "
+    print(f"\nseconds per epoch on task {T + 1} (median of {args.rounds} interleaved rounds), "
           f"relative to fine-tuning; end_task once after task 1")
     print(f"{'method':20s} {'s/epoch':>8s} {'vs FT':>7s} {'min':>7s} {'max':>7s} {'end_task s':>11s}")
     for name in methods:
