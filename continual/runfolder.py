@@ -1,7 +1,9 @@
 """The run folder: config.json, results.json, checkpoints/, tb/ (TensorBoard), plots/.
 
 Every write is atomic (temporary file + rename), so an interruption never leaves a half file
-and nothing written earlier is lost.
+and nothing written earlier is lost. While a run is open its process holds an exclusive lock on
+``run.lock`` in the folder, so a second process (e.g. a resume started while the first run is
+still going in the background) is refused instead of interleaving checkpoints.
 """
 from __future__ import annotations
 
@@ -11,6 +13,11 @@ import tempfile
 from pathlib import Path
 
 import torch
+
+try:                        # POSIX; elsewhere runs are simply not locked
+    import fcntl
+except ImportError:         # pragma: no cover
+    fcntl = None
 
 # keys that may differ between an interrupted run and its resumption
 RESUME_FREE_KEYS = {"out", "resume", "device", "progress", "threads"}
@@ -54,6 +61,7 @@ class RunFolder:
         self.ckpt_dir = self.path / "checkpoints"
         self.tb_dir = self.path / "tb"
         self.plot_dir = self.path / "plots"
+        self._lock_file = None
 
     @property
     def config_path(self) -> Path:
@@ -68,12 +76,17 @@ class RunFolder:
         return self.ckpt_dir / "last.pt"
 
     def open(self, config: dict, resume: bool) -> None:
-        """Create the folder for a new run, or check that ``config`` matches the run resumed."""
+        """Create the folder for a new run, or check that ``config`` matches the run resumed.
+        Either way the folder is locked for this process until ``close()`` (or its exit)."""
         config = json.loads(json.dumps(config, default=_jsonable))
         if resume:
             if not self.config_path.exists():
                 raise RunError(f"--resume: {self.path} holds no run (no config.json); "
                                f"start a new run without --resume")
+        else:
+            self.path.mkdir(parents=True, exist_ok=True)
+        self._lock()
+        if resume:
             saved = json.loads(self.config_path.read_text())
             diff = config_differences(saved, config)
             if diff:
@@ -85,8 +98,32 @@ class RunFolder:
         if self.config_path.exists():
             raise RunError(f"{self.path} already holds a run; pass --resume to continue it or "
                            f"another --out for a new run (nothing was overwritten)")
-        self.path.mkdir(parents=True, exist_ok=True)
         write_json(self.config_path, config)
+
+    def _lock(self) -> None:
+        if fcntl is None or self._lock_file is not None:
+            return
+        f = open(self.path / "run.lock", "a+")
+        try:
+            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            f.seek(0)
+            holder = f.read().strip() or "unknown"
+            f.close()
+            raise RunError(f"{self.path} is in use by another process (pid {holder}): a run can "
+                           f"be continued by one process at a time; wait for it to finish or "
+                           f"stop it (Ctrl-C / kill -INT saves a checkpoint), then --resume") from None
+        f.seek(0)
+        f.truncate()
+        f.write(f"{os.getpid()}\n")
+        f.flush()
+        self._lock_file = f
+
+    def close(self) -> None:
+        """Release the run's lock (the process's exit releases it too)."""
+        if self._lock_file is not None:
+            self._lock_file.close()          # closing the descriptor drops the flock
+            self._lock_file = None
 
     def save_checkpoint(self, state: dict, name: str = "last.pt") -> Path:
         path = self.ckpt_dir / name

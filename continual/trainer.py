@@ -159,8 +159,12 @@ class ContinualTrainer:
 
     def run(self) -> dict:
         self.run_folder.open(self.config, self.resume)
-        if self.resume:
-            self._restore()
+        try:
+            if self.resume:
+                self._restore()
+        except BaseException:
+            self.run_folder.close()
+            raise
         total = sum(self.learner.units_per_task(t) * self.learner.steps_per_unit(t)
                     for t in range(len(self.tasks)))
         bar = tqdm(total=total, initial=self.state["global_step"], unit="step",
@@ -171,6 +175,7 @@ class ContinualTrainer:
         finally:
             signal.signal(signal.SIGINT, old_handler)
             bar.close()
+            self.run_folder.close()
             if self._writer is not None:
                 self._writer.close()
 

@@ -149,3 +149,18 @@ def test_nan_stops_and_keeps_checkpoint(tmp_path):
     res = json.loads((tmp_path / "results.json").read_text())
     assert res["status"].startswith("failed")
     assert (tmp_path / "checkpoints" / "last.pt").exists()   # the task-0 checkpoint survives
+
+
+def test_run_folder_is_locked_while_a_run_holds_it(tmp_path):
+    import os
+    run(tmp_path)                                  # finished: its lock was released
+    before = (tmp_path / "results.json").read_bytes()
+    holder = RunFolder(tmp_path)
+    holder.open({"x": 1}, resume=True)             # e.g. a background run still going
+    with pytest.raises(RunError, match=rf"in use by another process \(pid {os.getpid()}\)"):
+        run(tmp_path, resume=True)
+    assert (tmp_path / "results.json").read_bytes() == before      # nothing touched
+    holder.close()
+    again = RunFolder(tmp_path)
+    again.open({"x": 1}, resume=True)              # free again
+    again.close()
