@@ -28,6 +28,7 @@ regularisation state.
 """
 from __future__ import annotations
 
+import warnings
 from typing import Iterable
 
 import torch
@@ -88,6 +89,13 @@ class HAT(Regularizer):
         if num_batches is None or int(num_batches) < 1:
             raise ValueError("HAT anneals s within each epoch: begin_epoch(num_batches) needs "
                              "the number of batches of the epoch")
+        if int(num_batches) < 4 and not getattr(self, "_warned_few_batches", False):
+            self._warned_few_batches = True
+            warnings.warn(f"HAT: only {int(num_batches)} batch(es) per epoch, too few for eq. 3 "
+                          f"to anneal the gate scale s gradually from 1/s_max to s_max = "
+                          f"{self.s_max:g} over an epoch's batches; learning can stall. A smaller "
+                          f"batch size gives a smoother schedule (docs/RESULTS.md section 4: "
+                          f"Omniglot)", stacklevel=2)
         self._num_batches, self._batch = int(num_batches), 1
         self.model.hat_s = self._anneal()
 

@@ -182,3 +182,14 @@ def test_state_dict_round_trip_and_memory():
     other = HAT(build_model("cifar", [3, 3], (3, 32, 32), hat=True))
     with pytest.raises(ValueError, match="does not match"):
         other.load_state_dict(state)
+
+
+def test_warns_once_when_an_epoch_has_too_few_batches_to_anneal():
+    import warnings
+    reg = HAT(CifarNet([2, 2], hat=True), s_max=400)
+    with pytest.warns(UserWarning, match="only 2 batch.*per epoch.*s_max = 400"):
+        reg.begin_epoch(2)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        reg.begin_epoch(2)                 # once per regularizer, not every epoch
+        HAT(CifarNet([2, 2], hat=True)).begin_epoch(8)      # enough batches: silent
