@@ -139,9 +139,11 @@ class ContinualTrainer:
         out.update(self.learner.extra_results())
         return out
 
-    def _write_results(self) -> dict:
+    def _write_results(self, plots: bool = True) -> dict:
         res = self.results()
         write_json(self.run_folder.results_path, res)
+        if not plots:
+            return res
         try:
             from .plots import plot_run
             plot_run(res, self.run_folder.plot_dir)
@@ -227,6 +229,8 @@ class ContinualTrainer:
                                   and s["unit"] % sch.checkpoint_every == 0):
                     self._checkpoint()
                     L.checkpoint_boundary()
+                    if not self._stop:      # results.json follows every checkpoint
+                        self._write_results(plots=False)
                     if self._stop:
                         s["status"] = "interrupted"
                         self._write_results()

@@ -164,3 +164,26 @@ def test_run_folder_is_locked_while_a_run_holds_it(tmp_path):
     again = RunFolder(tmp_path)
     again.open({"x": 1}, resume=True)              # free again
     again.close()
+
+
+def test_results_follow_every_periodic_checkpoint(tmp_path):
+    """A run killed mid-task (no chance to write anything) still leaves results.json as of its
+    last periodic checkpoint, e.g. for reading a long background run's evaluation curve."""
+    class Killed(Exception):
+        pass
+
+    learner = ToyLearner()
+    orig = learner.train_unit
+
+    def dying(task, unit, reg):
+        if (task, unit) == (0, 5):
+            raise Killed()
+        return orig(task, unit, reg)
+
+    learner.train_unit = dying
+    with pytest.raises(Killed):
+        run(tmp_path, learner=learner, eval_every=2, checkpoint_every=4)
+    res = json.loads((tmp_path / "results.json").read_text())
+    assert res["status"] == "running" and res["global_step"] == 4 * 16
+    assert [p["unit"] for p in res["eval_curve"]] == [2, 4]
+    assert res["tasks_completed"] == 0
