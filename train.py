@@ -247,6 +247,10 @@ def main(argv=None) -> int:
     except (ValueError, RunError, FileNotFoundError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        print("\nstopped at once (second Ctrl-C); --resume restarts from the last checkpoint",
+              file=sys.stderr)
+        return 130
 
 
 if __name__ == "__main__":

@@ -156,8 +156,18 @@ class ContinualTrainer:
         if self._stop:
             raise KeyboardInterrupt
         self._stop = True
-        print("\ninterrupt: finishing the current unit, then saving a checkpoint "
-              "(Ctrl-C again to abort without saving)")
+        s, ce = self.state, self.schedule.checkpoint_every
+        n = self.learner.units_per_task(s["task"]) if s["task"] < len(self.tasks) else 0
+        if ce:
+            nxt = min(n, -(-(s["unit"] + 1) // ce) * ce)
+            print(f"\ninterrupt: continuing to the next checkpoint (unit {nxt} of this task, "
+                  f"{nxt - s['unit']} unit(s) from here) so that --resume reproduces the "
+                  f"uninterrupted run exactly; Ctrl-C again to stop at once (--resume then "
+                  f"restarts from the last checkpoint)")
+        else:
+            print("\ninterrupt: finishing the current unit, then saving a checkpoint (no "
+                  "periodic checkpoints in this schedule, so a resumed run may not be "
+                  "bit-identical to an uninterrupted one); Ctrl-C again to abort without saving")
 
     def run(self) -> dict:
         self.run_folder.open(self.config, self.resume)
@@ -225,8 +235,11 @@ class ContinualTrainer:
                 last_unit = s["unit"] == n_units
                 if sch.eval_every and s["unit"] % sch.eval_every == 0 and not last_unit:
                     self._periodic_eval(t, gs)
-                if self._stop or (sch.checkpoint_every and not last_unit
-                                  and s["unit"] % sch.checkpoint_every == 0):
+                # An interrupt stops at the next periodic checkpoint, not here: a checkpoint is
+                # also a boundary where the learner restarts what it cannot save (running
+                # emulators), so an extra one would make the resumed run differ.
+                periodic = bool(sch.checkpoint_every) and s["unit"] % sch.checkpoint_every == 0
+                if not last_unit and (periodic or (self._stop and not sch.checkpoint_every)):
                     self._checkpoint()
                     L.checkpoint_boundary()
                     if not self._stop:      # results.json follows every checkpoint

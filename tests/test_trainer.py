@@ -187,3 +187,55 @@ def test_results_follow_every_periodic_checkpoint(tmp_path):
     assert res["status"] == "running" and res["global_step"] == 4 * 16
     assert [p["unit"] for p in res["eval_curve"]] == [2, 4]
     assert res["tasks_completed"] == 0
+
+
+class EnvLikeLearner(ToyLearner):
+    """Like PPO: a sampling stream that a checkpoint cannot hold (running emulators) and that
+    restarts, seeded from (task, unit), at every checkpoint boundary and task start."""
+
+    def __init__(self, sigint_at=None, **kw):
+        super().__init__(**kw)
+        self.sigint_at = sigint_at
+        self.gen = None
+
+    def begin_task(self, task):
+        super().begin_task(task)
+        self.gen = None
+
+    def checkpoint_boundary(self):
+        super().checkpoint_boundary()
+        self.gen = None
+
+    def train_unit(self, task, unit, reg):
+        if (task, unit) == self.sigint_at:
+            import os
+            import signal
+            os.kill(os.getpid(), signal.SIGINT)        # a real Ctrl-C, mid-task
+        if self.gen is None:
+            self.gen = torch.Generator().manual_seed(1000 * task + unit)
+        x, y = self.data[task]
+        idx = torch.randint(0, 64, (16,), generator=self.gen)
+        loss = F.cross_entropy(self.model(x[idx], task), y[idx]) + reg.penalty()
+        self.opt.zero_grad()
+        loss.backward()
+        reg.before_step()
+        self.opt.step()
+        reg.after_step(0.1)
+        return {"loss": float(loss.detach())}
+
+
+def test_ctrl_c_stops_at_the_next_checkpoint_and_resume_is_exact(tmp_path, capsys):
+    _, full = run(tmp_path / "full", learner=EnvLikeLearner(), eval_every=1, checkpoint_every=4)
+    # the test can fail: where the boundaries fall changes this learner's run
+    _, other = run(tmp_path / "other", learner=EnvLikeLearner(), eval_every=1, checkpoint_every=3)
+    assert [c["score"] for c in other["eval_curve"]] != [c["score"] for c in full["eval_curve"]]
+
+    _, cut = run(tmp_path / "cut", learner=EnvLikeLearner(sigint_at=(0, 1)), eval_every=1,
+                 checkpoint_every=4)
+    assert "next checkpoint (unit 4 of this task, 3 unit(s) from here)" in capsys.readouterr().out
+    assert cut["status"] == "interrupted" and cut["global_step"] == 4 * 16
+    _, resumed = run(tmp_path / "cut", resume=True, learner=EnvLikeLearner(), eval_every=1,
+                     checkpoint_every=4)
+    assert resumed["status"] == "complete"
+    assert resumed["accuracy_matrix"] == full["accuracy_matrix"]
+    assert [c["score"] for c in resumed["eval_curve"]] == [c["score"] for c in full["eval_curve"]]
