@@ -248,7 +248,7 @@ def main(argv=None) -> int:
         print(f"error: {e}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        print("\nstopped at once (second Ctrl-C); --resume restarts from the last checkpoint",
+        print("\nstopped without saving; --resume restarts from the last checkpoint",
               file=sys.stderr)
         return 130
 
