@@ -39,9 +39,12 @@ class ToyLearner:
     def begin_task(self, task):
         self.opt = torch.optim.SGD(self.model.parameters(), lr=0.1)
 
+    def _indices(self, task, unit):
+        return torch.randint(0, 64, (16,))            # global RNG: resume must restore it
+
     def train_unit(self, task, unit, reg):
         x, y = self.data[task]
-        idx = torch.randint(0, 64, (16,))            # global RNG: resume must restore it
+        idx = self._indices(task, unit)
         loss = F.cross_entropy(self.model(x[idx], task), y[idx]) + reg.penalty()
         if self.nan_at == (task, unit):
             loss = loss * float("nan")
@@ -81,6 +84,23 @@ class ToyLearner:
         self.opt.load_state_dict(s["opt"])
 
 
+class Crash(Exception):
+    """A process killed mid-task: nothing gets a chance to be written."""
+
+
+def crashing_at(task, unit):
+    learner = ToyLearner()
+    orig = learner.train_unit
+
+    def crashing(t, u, reg):
+        if (t, u) == (task, unit):
+            raise Crash()
+        return orig(t, u, reg)
+
+    learner.train_unit = crashing
+    return learner
+
+
 def run(tmp, name="agscl", resume=False, learner=None, config=None, **sched):
     learner = learner or ToyLearner()
     reg = regularizers.make(name, learner.model)
@@ -109,20 +129,8 @@ def test_results_and_files(tmp_path):
 def test_resume_equals_uninterrupted(tmp_path):
     _, full = run(tmp_path / "full", checkpoint_every=2)
     # interrupted run: stop after the first checkpoint of task 1 by raising in train_unit
-    class Crash(Exception):
-        pass
-
-    learner = ToyLearner()
-    orig = learner.train_unit
-
-    def crashing(task, unit, reg):
-        if (task, unit) == (1, 3):
-            raise Crash()
-        return orig(task, unit, reg)
-
-    learner.train_unit = crashing
     with pytest.raises(Crash):
-        run(tmp_path / "cut", learner=learner, checkpoint_every=2)
+        run(tmp_path / "cut", learner=crashing_at(1, 3), checkpoint_every=2)
     _, resumed = run(tmp_path / "cut", resume=True, checkpoint_every=2)
     assert resumed["accuracy_matrix"] == full["accuracy_matrix"]
     assert resumed["sparsity"] == full["sparsity"]
@@ -169,20 +177,8 @@ def test_run_folder_is_locked_while_a_run_holds_it(tmp_path):
 def test_results_follow_every_periodic_checkpoint(tmp_path):
     """A run killed mid-task (no chance to write anything) still leaves results.json as of its
     last periodic checkpoint, e.g. for reading a long background run's evaluation curve."""
-    class Killed(Exception):
-        pass
-
-    learner = ToyLearner()
-    orig = learner.train_unit
-
-    def dying(task, unit, reg):
-        if (task, unit) == (0, 5):
-            raise Killed()
-        return orig(task, unit, reg)
-
-    learner.train_unit = dying
-    with pytest.raises(Killed):
-        run(tmp_path, learner=learner, eval_every=2, checkpoint_every=4)
+    with pytest.raises(Crash):
+        run(tmp_path, learner=crashing_at(0, 5), eval_every=2, checkpoint_every=4)
     res = json.loads((tmp_path / "results.json").read_text())
     assert res["status"] == "running" and res["global_step"] == 4 * 16
     assert [p["unit"] for p in res["eval_curve"]] == [2, 4]
@@ -206,22 +202,14 @@ class EnvLikeLearner(ToyLearner):
         super().checkpoint_boundary()
         self.gen = None
 
-    def train_unit(self, task, unit, reg):
+    def _indices(self, task, unit):
         if (task, unit) == self.sigint_at:
             import os
             import signal
             os.kill(os.getpid(), signal.SIGINT)        # a real Ctrl-C, mid-task
         if self.gen is None:
             self.gen = torch.Generator().manual_seed(1000 * task + unit)
-        x, y = self.data[task]
-        idx = torch.randint(0, 64, (16,), generator=self.gen)
-        loss = F.cross_entropy(self.model(x[idx], task), y[idx]) + reg.penalty()
-        self.opt.zero_grad()
-        loss.backward()
-        reg.before_step()
-        self.opt.step()
-        reg.after_step(0.1)
-        return {"loss": float(loss.detach())}
+        return torch.randint(0, 64, (16,), generator=self.gen)
 
 
 def test_ctrl_c_stops_at_the_next_checkpoint_and_resume_is_exact(tmp_path, capsys):
