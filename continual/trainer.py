@@ -244,7 +244,7 @@ class ContinualTrainer:
                     L.checkpoint_boundary()
                     if not self._stop:      # results.json follows every checkpoint
                         self._write_results(plots=False)
-                    if self._stop:
+                    else:
                         s["status"] = "interrupted"
                         self._write_results()
                         bar.write(f"checkpoint saved to {self.run_folder.last_checkpoint}; "
