@@ -69,7 +69,18 @@ def finetune_max_rewards(ft: dict, n_tasks: int) -> list[float]:
     return best
 
 
+def _progress(r: dict) -> str:
+    status = r.get("status", "?")
+    done, tasks = r.get("tasks_completed", len(r.get("reward_matrix", []))), r["tasks"]
+    where = f"task {done + 1}/{len(tasks)} ({tasks[done]})" if done < len(tasks) else \
+        f"{len(tasks)}/{len(tasks)} tasks"
+    return f"{status}, {where}, step {r.get('global_step', 0):,}"
+
+
 def rl_report(runs: list[dict], out: Path | None) -> dict:
+    """Figure 7 for runs of one stream; runs still in training are reported as far as they
+    got (their last periodic evaluation is listed; a task fine-tuning has not reached yet has
+    no reference, so its normalised reward is NaN)."""
     tasks = runs[0]["tasks"]
     ft = _finetune(runs)[0]
     ftmax = finetune_max_rewards(ft, len(tasks))
@@ -77,8 +88,8 @@ def rl_report(runs: list[dict], out: Path | None) -> dict:
     if bad:
         print(f"warning: fine-tuning's best score is <= 0 on {', '.join(bad)}; the normalised "
               f"reward of those tasks is not meaningful (divided by a non-positive number)")
-    rep = {"tasks": tasks, "finetune_run": ft["_path"], "finetune_max_reward": ftmax,
-           "runs": []}
+    rep = {"tasks": tasks, "finetune_run": ft["_path"],
+           "finetune_max_reward": [v if np.isfinite(v) else None for v in ftmax], "runs": []}
     for r in runs:
         R = r.get("reward_matrix", [])
         nar = metrics.normalised_accumulated_reward(R, ftmax) if R else []
@@ -89,28 +100,46 @@ def rl_report(runs: list[dict], out: Path | None) -> dict:
                           "value": float(sum(metrics.normalised(s[j], ftmax[j])
                                              for j in range(len(s))))})
         rep["runs"].append({"run": r["_path"], "label": r["_label"], "method": _method(r),
+                            "status": r.get("status"), "global_step": r.get("global_step"),
+                            "progress": _progress(r),
                             "reward_matrix": R,
                             "reward_matrix_sampled": r.get("reward_matrix_sampled"),
                             "normalised_accumulated_reward": nar,
                             "normalised_accumulated_reward_curve": curve,
+                            "eval_curve": [{k: c[k] for k in ("step", "task_end", "score",
+                                                              "score_sampled") if k in c}
+                                           for c in r.get("eval_curve", [])],
                             "sps": r.get("sps"),
                             "regularizer_memory_bytes": r.get("regularizer_memory_bytes")})
+    ref = ", ".join(f"{t} {m:.4g}" for t, m in zip(tasks, ftmax) if np.isfinite(m))
     lines = ["normalised accumulated reward after each task (Figure 7; reference: "
-             f"fine-tuning's best score per task = "
-             + ", ".join(f"{t} {m:.4g}" for t, m in zip(tasks, ftmax)) + ")"]
+             f"fine-tuning's best score per task = {ref or 'none yet'})"]
     head = f"{'run':<28}{'method':<12}" + "".join(f"{t[:11]:>12}" for t in tasks)
     lines += [head, "-" * len(head)]
     for rr in rep["runs"]:
         vals = rr["normalised_accumulated_reward"]
         lines.append(f"{rr['label'][:27]:<28}{rr['method'][:11]:<12}"
                      + "".join(f"{v:>12.3f}" for v in vals))
+    lines.append("\nprogress and last evaluation (greedy / sampled raw scores, tasks seen so far):")
+    for rr in rep["runs"]:
+        line = f"  {rr['label'][:27]:<28}{rr['progress']}"
+        if rr["eval_curve"]:
+            c, v = rr["eval_curve"][-1], rr["normalised_accumulated_reward_curve"][-1]["value"]
+            g = " ".join(f"{x:.0f}" for x in c.get("score", []))
+            smp = " ".join(f"{x:.0f}" for x in c.get("score_sampled", []))
+            line += f"; at step {c['step']:,}: {g}" + (f" / {smp}" if smp else "") \
+                + f" (normalised accumulated {v:.3f})"
+        lines.append(line)
     for rr in rep["runs"]:
         lines.append(f"\n{rr['label']} ({rr['method']}) reward matrix (greedy, raw score):")
         for i, row in enumerate(rr["reward_matrix"]):
             lines.append(f"  after {tasks[i]:<14}" + "".join(f"{v:>10.1f}" for v in row))
+        if not rr["reward_matrix"]:
+            lines.append("  (no task finished yet)")
     rep["table"] = "\n".join(lines)
     if out is not None:
         _plot_rl(rep, out)
+        _plot_scores_per_game(rep, out)
     return rep
 
 
@@ -120,7 +149,7 @@ def _plot_rl(rep: dict, out: Path) -> None:
     import matplotlib.pyplot as plt
     fig, ax = plt.subplots(figsize=(7, 4.2))
     for rr in rep["runs"]:
-        pts = rr["normalised_accumulated_reward_curve"]
+        pts = [p for p in rr["normalised_accumulated_reward_curve"] if np.isfinite(p["value"])]
         if pts:
             ax.plot([p["step"] for p in pts], [p["value"] for p in pts], marker=".",
                     label=f"{rr['label']} ({rr['method']})")
@@ -130,6 +159,40 @@ def _plot_rl(rep: dict, out: Path) -> None:
     ax.legend(fontsize=8)
     fig.tight_layout()
     fig.savefig(out / "normalised_accumulated_reward.png", dpi=130)
+    plt.close(fig)
+
+
+def _plot_scores_per_game(rep: dict, out: Path) -> None:
+    """One panel per game: every run's raw evaluation score over training (greedy solid,
+    sampled dashed), task boundaries dotted -- where forgetting shows."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    tasks = rep["tasks"]
+    fig, axes = plt.subplots(1, len(tasks), figsize=(3.6 * len(tasks), 3.4), squeeze=False,
+                             sharex=True)
+    ends = sorted({c["step"] for rr in rep["runs"] for c in rr["eval_curve"]
+                   if c.get("task_end")})
+    colours = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    for j, (ax, name) in enumerate(zip(axes[0], tasks)):
+        for k, rr in enumerate(rep["runs"]):
+            col = colours[k % len(colours)]
+            for key, ls in (("score", "-"), ("score_sampled", "--")):
+                pts = [(c["step"], c[key][j]) for c in rr["eval_curve"]
+                       if len(c.get(key, [])) > j]
+                if pts:
+                    xs, ys = zip(*pts)
+                    ax.plot(xs, ys, ls, color=col, marker=".", ms=3, lw=1,
+                            label=f"{rr['label']}" if key == "score" else None)
+        for e in ends:
+            ax.axvline(e, color="grey", lw=0.6, ls=":")
+        ax.set_title(name, fontsize=10)
+        ax.set_xlabel("environment steps")
+        if j == 0:
+            ax.set_ylabel("raw score (greedy -, sampled --)")
+    axes[0][0].legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(out / "scores_per_game.png", dpi=120)
     plt.close(fig)
 
 
@@ -265,12 +328,13 @@ def report(paths, out: str | None = None) -> dict:
     runs = load_runs(paths)
     out_dir = Path(out) if out else Path(runs[0]["_path"]).parent
     out_dir.mkdir(parents=True, exist_ok=True)
-    if "reward_matrix" in runs[0]:
+    # runs written before the trainer always listed its matrix: an Atari run's config says so
+    if "reward_matrix" in runs[0] or runs[0]["_config"].get("command") == "atari":
         rep = rl_report(runs, out_dir)
-    elif "accuracy_matrix" in runs[0]:
+    elif runs[0].get("accuracy_matrix"):
         rep = supervised_report(runs, out_dir)
     else:
-        raise RunError(f"{runs[0]['_path']}: results.json has neither a reward_matrix nor an "
-                       f"accuracy_matrix (did the run finish a task?)")
+        raise RunError(f"{runs[0]['_path']}: results.json has no accuracy matrix yet (a "
+                       f"supervised report needs every run to have finished its first task)")
     write_json(out_dir / "report.json", rep)
     return rep

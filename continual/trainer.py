@@ -9,10 +9,12 @@
         reg.end_task(t, *learner.importance_data(t))
         row t of the matrix = learner.evaluate(j) for j <= t; checkpoint; results.json; plots
 
-The trainer never knows which regularizer or learner it runs. Interruption: Ctrl-C finishes
-the current unit, saves a checkpoint and stops; ``resume=True`` continues from the last
-checkpoint. Resuming from a periodic or task-end checkpoint reproduces the uninterrupted run
-exactly (the learner restarts what a checkpoint cannot hold at every checkpoint, in both).
+The trainer never knows which regularizer or learner it runs. Interruption: Ctrl-C trains on
+to the next periodic checkpoint, saves and stops (a second Ctrl-C stops at once); ``resume=True``
+continues from the last checkpoint. Resuming from a periodic or task-end checkpoint reproduces
+the uninterrupted run exactly (the learner restarts what a checkpoint cannot hold at every
+checkpoint, in both). Each session of a run (the first, every resume) is recorded in
+``results.json`` under ``sessions`` (code commit, packages, machine; see provenance.py).
 """
 from __future__ import annotations
 
@@ -25,7 +27,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from . import metrics
+from . import metrics, provenance
 from .runfolder import RunError, RunFolder, write_json
 
 
@@ -64,6 +66,7 @@ class ContinualTrainer:
             "memory_bytes": [],       # regularizer state size after each task
             "task_seconds": [],
             "elapsed": 0.0,
+            "sessions": [],           # provenance.session() per start / resume
         }
         self._stop = False
         self._writer = None
@@ -101,6 +104,18 @@ class ContinualTrainer:
         _set_rng_state(ck["rng"])
         self.resume = self.state["unit"] > 0   # at a task boundary the loop begins the task
 
+    def _record_session(self) -> None:
+        sessions = self.state.setdefault("sessions", [])   # older checkpoints have none
+        now = provenance.session(self.state["global_step"])
+        if sessions:
+            changed = provenance.differs(sessions[-1], now)
+            if changed:
+                print(f"warning: resuming {self.run_folder.path} at step "
+                      f"{self.state['global_step']} with {'; '.join(changed)}: the rest of the "
+                      f"run is exact only if the training code and its numerics are unchanged "
+                      f"(each session is listed under 'sessions' in results.json)")
+        sessions.append(now)
+
     def _evaluate_seen(self, t: int) -> dict[str, list[float]]:
         rows: dict[str, list[float]] = {}
         for j in range(t + 1):
@@ -116,6 +131,7 @@ class ContinualTrainer:
         s = self.state
         out = {"tasks": self.tasks, "status": s["status"],
                "tasks_completed": len(s["task_metrics"]), "global_step": s["global_step"]}
+        out[self.learner.matrix_key] = []         # present (empty) before the first task ends
         for key, rows in s["matrices"].items():
             out[self._matrix_name(key)] = rows
         main = s["matrices"].get("score")
@@ -136,6 +152,7 @@ class ContinualTrainer:
             out[k] = [m.get(k) for m in s["task_metrics"]]
         out["task_seconds"] = s["task_seconds"]
         out["elapsed_seconds"] = s["elapsed"]
+        out["sessions"] = s.get("sessions", [])
         out.update(self.learner.extra_results())
         return out
 
@@ -174,6 +191,7 @@ class ContinualTrainer:
         try:
             if self.resume:
                 self._restore()
+            self._record_session()
         except BaseException:
             self.run_folder.close()
             raise

@@ -77,3 +77,32 @@ def test_supervised_report(tmp_path):
     for f in ("fig3_average_accuracy", "fig4_sparsity_capacity",
               "fig5_plasticity_stability", "fig6_memory"):
         assert (tmp_path / "rep" / f"{f}.png").exists()
+
+
+def test_rl_report_on_runs_still_training(tmp_path):
+    """A long run can be read before it ends: fine-tuning still on its first game (no reward
+    matrix row yet), AGS-CL already on the second, for which there is no reference yet."""
+    for name, method, step, curve in [
+            ("ft", "finetune", 300, [{"step": 100, "score": [20.0], "score_sampled": [30.0]},
+                                     {"step": 200, "score": [40.0], "score_sampled": [35.0]}]),
+            ("ags", "agscl", 500, [{"step": 100, "score": [10.0], "score_sampled": [12.0]},
+                                   {"step": 400, "score": [30.0], "task_end": True},
+                                   {"step": 500, "score": [20.0, 7.0]}])]:
+        d = tmp_path / name
+        d.mkdir()
+        (d / "config.json").write_text(json.dumps({"command": "atari", "regularizer": method}))
+        (d / "results.json").write_text(json.dumps({     # written before an empty matrix was
+            "tasks": ["Boxing", "Gopher"], "regularizer": method, "status": "running",
+            "global_step": step, "tasks_completed": int(method == "agscl"),
+            "eval_curve": curve, **({"reward_matrix": [[30.0]]} if method == "agscl" else {})}))
+    rep = report([tmp_path / "ft", tmp_path / "ags"], out=str(tmp_path / "rep"))
+    assert rep["finetune_max_reward"] == [40.0, None]
+    ags = [r for r in rep["runs"] if r["method"] == "agscl"][0]
+    assert ags["normalised_accumulated_reward"] == pytest.approx([0.75])
+    values = [p["value"] for p in ags["normalised_accumulated_reward_curve"]]
+    assert values[:2] == pytest.approx([0.25, 0.75]) and values[2] != values[2]   # NaN
+    assert "running, task 1/2 (Boxing), step 300; at step 200: 40 / 35" in rep["table"]
+    assert "running, task 2/2 (Gopher), step 500" in rep["table"]
+    assert "(no task finished yet)" in rep["table"]
+    for f in ("normalised_accumulated_reward.png", "scores_per_game.png", "report.json"):
+        assert (tmp_path / "rep" / f).exists()

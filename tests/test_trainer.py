@@ -227,3 +227,28 @@ def test_ctrl_c_stops_at_the_next_checkpoint_and_resume_is_exact(tmp_path, capsy
     assert resumed["status"] == "complete"
     assert resumed["accuracy_matrix"] == full["accuracy_matrix"]
     assert [c["score"] for c in resumed["eval_curve"]] == [c["score"] for c in full["eval_curve"]]
+
+
+def test_each_session_of_a_run_is_recorded(tmp_path, monkeypatch, capsys):
+    from continual import provenance
+    with pytest.raises(Crash):
+        run(tmp_path, learner=crashing_at(1, 3), checkpoint_every=2)
+    first = provenance.session(0)
+    changed = dict(first, commit="0" * 40, packages=dict(first["packages"], torch="9.9"))
+    monkeypatch.setattr(provenance, "session", lambda step: dict(changed, from_step=step))
+    _, res = run(tmp_path, resume=True, checkpoint_every=2)
+    s = res["sessions"]
+    assert [x["from_step"] for x in s] == [0, (6 + 2) * 16]     # task 0 done + 2 units of task 1
+    assert s[0]["commit"] == first["commit"] and s[0]["packages"]["torch"] == torch.__version__
+    out = capsys.readouterr().out
+    assert "warning: resuming" in out and "torch" in out and "9.9 now" in out
+    assert "code commit" in out and "0000000000 now" in out
+
+
+def test_provenance_names_what_changed():
+    from continual.provenance import differs
+    a = {"commit": "abc", "dirty": False, "packages": {"torch": "2.13.0", "ale-py": "0.12.1"}}
+    assert differs(a, dict(a)) == []
+    assert differs(a, dict(a, dirty=True)) == ["the code has uncommitted changes"]
+    assert differs(a, dict(a, packages={"torch": "2.13.0", "ale-py": "0.11"})) == \
+        ["ale-py 0.12.1 then, 0.11 now"]

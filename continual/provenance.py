@@ -1,0 +1,68 @@
+"""Where a run's numbers came from: the code's git commit, the packages, the machine.
+
+A long run is often trained in several sessions (``--resume``). ``results.json`` keeps one
+entry per session, so a reader can tell whether all of a run was trained by the same code;
+``differs()`` names what changed between two sessions (the trainer warns on resume).
+"""
+from __future__ import annotations
+
+import os
+import platform
+import subprocess
+import sys
+import time
+from importlib import metadata
+from pathlib import Path
+
+CODE_ROOT = Path(__file__).resolve().parents[1]
+PACKAGES = ("torch", "numpy", "gymnasium", "ale-py")
+
+
+def _git(*args: str) -> str | None:
+    try:
+        out = subprocess.run(["git", "-C", str(CODE_ROOT), *args], capture_output=True,
+                             text=True, timeout=10)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return out.stdout.strip() if out.returncode == 0 else None
+
+
+def code_version() -> dict:
+    """{'commit': sha or None (not a git checkout), 'dirty': tracked files modified?}."""
+    commit = _git("rev-parse", "HEAD")
+    if commit is None:
+        return {"commit": None, "dirty": None}
+    status = _git("status", "--porcelain", "--untracked-files=no")
+    return {"commit": commit, "dirty": bool(status)}
+
+
+def _version(pkg: str) -> str | None:
+    try:
+        return metadata.version(pkg)
+    except metadata.PackageNotFoundError:
+        return None
+
+
+def session(global_step: int) -> dict:
+    """One training session of a run: when, from which step, with which code and machine."""
+    return {"started_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+            "from_step": int(global_step), **code_version(),
+            "python": platform.python_version(),
+            "packages": {p: _version(p) for p in PACKAGES},
+            "host": platform.node(), "cpus": os.cpu_count(), "pid": os.getpid(),
+            "argv": list(sys.argv)}
+
+
+def differs(before: dict, now: dict) -> list[str]:
+    """What changed between two sessions that could change the numbers (code, packages)."""
+    out = []
+    if before.get("commit") != now.get("commit"):
+        out.append(f"code commit {str(before.get('commit'))[:10]} then, "
+                   f"{str(now.get('commit'))[:10]} now")
+    if now.get("dirty"):
+        out.append("the code has uncommitted changes")
+    for p in PACKAGES:
+        a, b = before.get("packages", {}).get(p), now.get("packages", {}).get(p)
+        if a != b:
+            out.append(f"{p} {a} then, {b} now")
+    return out
