@@ -102,16 +102,17 @@ def _ppo_flags(p: argparse.ArgumentParser) -> None:
         if f.name in skip:
             continue
         flag = "--" + f.name.replace("_", "-")
+        flags = (flag, "--lr") if f.name == "learning_rate" else (flag,)
         t = f.type if isinstance(f.type, str) else getattr(f.type, "__name__", "str")
         if "bool" in t:
-            g.add_argument(flag, type=lambda s: s.lower() in ("1", "true", "yes", "on"),
+            g.add_argument(*flags, type=lambda s: s.lower() in ("1", "true", "yes", "on"),
                            metavar="BOOL", default=None)
         elif "int" in t and "float" not in t:
-            g.add_argument(flag, type=int, default=None)
+            g.add_argument(*flags, type=int, default=None)
         elif "float" in t:
-            g.add_argument(flag, type=float, default=None)
+            g.add_argument(*flags, type=float, default=None)
         else:
-            g.add_argument(flag, default=None)
+            g.add_argument(*flags, default=None)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -148,6 +149,27 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("runs", nargs="+")
     r.add_argument("--out", default=None, help="folder for report.json and plots")
     return ap
+
+
+def _check_device(name: str) -> None:
+    """A device this torch build can use, or an error naming the fix (before any folder exists)."""
+    import torch
+    try:
+        dev = torch.device(name)
+    except (RuntimeError, ValueError):
+        raise ValueError(f"--device {name!r} is not a torch device; use cpu, cuda, cuda:1, "
+                         f"...") from None
+    if dev.type == "cuda":
+        if torch.version.cuda is None:
+            raise ValueError(f"--device {name}: this torch ({torch.__version__}) is a CPU-only "
+                             f"build; install a CUDA build of torch (README, 'GPU users') or "
+                             f"use --device cpu")
+        n = torch.cuda.device_count()
+        if dev.index is not None and dev.index >= n or n == 0:
+            raise ValueError(f"--device {name}: {n} CUDA device(s) visible; use one of "
+                             f"{', '.join(f'cuda:{i}' for i in range(n)) or 'cpu'}")
+    elif dev.type == "mps" and not torch.backends.mps.is_available():
+        raise ValueError(f"--device {name}: MPS is not available here; use --device cpu")
 
 
 def _default_out(kind: str, reg: str) -> str:
@@ -240,6 +262,7 @@ def main(argv=None) -> int:
             if args.resume:
                 raise RunError("--resume needs --out: the run folder to continue")
             args.out = _default_out(args.command, args.regularizer)
+        _check_device(args.device)
         return 0 if (run_atari if args.command == "atari" else run_vision)(args) else 1
     except NaNLossError as e:
         print(f"error: {e}", file=sys.stderr)

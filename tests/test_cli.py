@@ -90,6 +90,13 @@ def test_atari_bad_input(tmp_path, capsys):
     assert train.main(TINY_ATARI + ["--regularizer", "finetune", "--hp", "lam=3",
                                     "--out", str(tmp_path / "e")]) == 2
     assert "no hyperparameter" in capsys.readouterr().err
+    assert train.main(TINY_ATARI + ["--device", "gpu0", "--out", str(tmp_path / "f")]) == 2
+    assert "not a torch device" in capsys.readouterr().err
+    import torch
+    if not torch.cuda.is_available():
+        assert train.main(TINY_ATARI + ["--device", "cuda", "--out", str(tmp_path / "g")]) == 2
+        assert "--device cpu" in capsys.readouterr().err
+    assert not any((tmp_path / x).exists() for x in "abcdefg")    # nothing was created
 
 
 def test_corrupt_checkpoint_named(tmp_path, capsys):
