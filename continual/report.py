@@ -3,7 +3,8 @@
 RL (reward matrices): the normalised accumulated reward of Figure 7 -- each task's evaluation
 score divided by the maximum score the fine-tuning run reached on that task (over its whole
 evaluation history), summed over the tasks learned so far -- after each task (table) and over
-training (plot, from the periodic evaluations).
+training (plot, from the periodic evaluations); from greedy evaluations (the paper's) and from
+sampled-action ones (``*_sampled``), and each game's raw score over training.
 
 Supervised (accuracy matrices): average accuracy, plasticity P and stability S (eq. 15-16,
 the fine-tuning run as A*), backward transfer, regularisation memory relative to EWC
@@ -58,12 +59,18 @@ def _finetune(runs: list[dict]) -> list[dict]:
 
 
 # --- RL ----------------------------------------------------------------------------------
-def finetune_max_rewards(ft: dict, n_tasks: int) -> list[float]:
+# score key of the evaluations -> its reward matrix, its Figure 7 keys in report.json
+VARIANTS = {"score": ("reward_matrix", ""), "score_sampled": ("reward_matrix_sampled", "_sampled")}
+
+
+def finetune_max_rewards(ft: dict, n_tasks: int, key: str = "score") -> list[float]:
+    """Fine-tuning's best evaluation score per task (over its periodic evaluations and its
+    reward matrix): the reference of Figure 7. -inf where it has none (yet)."""
     best = [-np.inf] * n_tasks
     for c in ft.get("eval_curve", []):
-        for j, v in enumerate(c.get("score", [])):
+        for j, v in enumerate(c.get(key, [])):
             best[j] = max(best[j], v)
-    for i, row in enumerate(ft.get("reward_matrix", [])):
+    for i, row in enumerate(ft.get(VARIANTS[key][0]) or []):
         for j, v in enumerate(row):
             best[j] = max(best[j], v)
     return best
@@ -77,49 +84,63 @@ def _progress(r: dict) -> str:
     return f"{status}, {where}, step {r.get('global_step', 0):,}"
 
 
-def rl_report(runs: list[dict], out: Path | None) -> dict:
-    """Figure 7 for runs of one stream; runs still in training are reported as far as they
-    got (their last periodic evaluation is listed; a task fine-tuning has not reached yet has
-    no reference, so its normalised reward is NaN)."""
-    tasks = runs[0]["tasks"]
-    ft = _finetune(runs)[0]
-    ftmax = finetune_max_rewards(ft, len(tasks))
-    bad = [tasks[j] for j, v in enumerate(ftmax) if np.isfinite(v) and v <= 0]
-    if bad:
-        print(f"warning: fine-tuning's best score is <= 0 on {', '.join(bad)}; the normalised "
-              f"reward of those tasks is not meaningful (divided by a non-positive number)")
-    rep = {"tasks": tasks, "finetune_run": ft["_path"],
-           "finetune_max_reward": [v if np.isfinite(v) else None for v in ftmax], "runs": []}
-    for r in runs:
-        R = r.get("reward_matrix", [])
-        nar = metrics.normalised_accumulated_reward(R, ftmax) if R else []
-        curve = []
-        for c in r.get("eval_curve", []):
-            s = c.get("score", [])
-            curve.append({"step": c["step"],
-                          "value": float(sum(metrics.normalised(s[j], ftmax[j])
-                                             for j in range(len(s))))})
-        rep["runs"].append({"run": r["_path"], "label": r["_label"], "method": _method(r),
-                            "status": r.get("status"), "global_step": r.get("global_step"),
-                            "progress": _progress(r),
-                            "reward_matrix": R,
-                            "reward_matrix_sampled": r.get("reward_matrix_sampled"),
-                            "normalised_accumulated_reward": nar,
-                            "normalised_accumulated_reward_curve": curve,
-                            "eval_curve": [{k: c[k] for k in ("step", "task_end", "score",
-                                                              "score_sampled") if k in c}
-                                           for c in r.get("eval_curve", [])],
-                            "sps": r.get("sps"),
-                            "regularizer_memory_bytes": r.get("regularizer_memory_bytes")})
-    ref = ", ".join(f"{t} {m:.4g}" for t, m in zip(tasks, ftmax) if np.isfinite(m))
-    lines = ["normalised accumulated reward after each task (Figure 7; reference: "
-             f"fine-tuning's best score per task = {ref or 'none yet'})"]
+def _nar_curve(r: dict, key: str, ref: list[float]) -> list[dict]:
+    return [{"step": c["step"],
+             "value": float(sum(metrics.normalised(v, ref[j]) for j, v in enumerate(c[key])))}
+            for c in r.get("eval_curve", []) if key in c]
+
+
+def _nar_table(rep: dict, suffix: str, what: str) -> list[str]:
+    tasks = rep["tasks"]
+    ref = ", ".join(f"{t} {m:.4g}" for t, m in zip(tasks, rep[f"finetune_max_reward{suffix}"])
+                    if m is not None)
+    lines = [f"normalised accumulated reward after each task ({what}; reference: fine-tuning's "
+             f"best score per task = {ref or 'none yet'})"]
     head = f"{'run':<28}{'method':<12}" + "".join(f"{t[:11]:>12}" for t in tasks)
     lines += [head, "-" * len(head)]
     for rr in rep["runs"]:
-        vals = rr["normalised_accumulated_reward"]
-        lines.append(f"{rr['label'][:27]:<28}{rr['method'][:11]:<12}"
-                     + "".join(f"{v:>12.3f}" for v in vals))
+        lines.append(f"{rr['label'][:27]:<28}{rr['method'][:11]:<12}" + "".join(
+            f"{v:>12.3f}" for v in rr[f"normalised_accumulated_reward{suffix}"]))
+    return lines
+
+
+def rl_report(runs: list[dict], out: Path | None) -> dict:
+    """Figure 7 for runs of one stream, from greedy evaluations (the paper's protocol) and,
+    where the runs have them, from sampled-action evaluations (each normalised by fine-tuning's
+    best score of the same kind). Runs still in training are reported as far as they got
+    (their last periodic evaluation is listed; a task fine-tuning has not reached yet has no
+    reference, so its normalised reward is NaN)."""
+    tasks = runs[0]["tasks"]
+    ft = _finetune(runs)[0]
+    rep = {"tasks": tasks, "finetune_run": ft["_path"]}
+    refs = {}
+    for key, (_, suffix) in VARIANTS.items():
+        ref = finetune_max_rewards(ft, len(tasks), key)
+        refs[key] = ref
+        rep[f"finetune_max_reward{suffix}"] = [v if np.isfinite(v) else None for v in ref]
+    bad = [tasks[j] for j, v in enumerate(refs["score"]) if np.isfinite(v) and v <= 0]
+    if bad:
+        print(f"warning: fine-tuning's best score is <= 0 on {', '.join(bad)}; the normalised "
+              f"reward of those tasks is not meaningful (divided by a non-positive number)")
+    rep["runs"] = []
+    for r in runs:
+        rr = {"run": r["_path"], "label": r["_label"], "method": _method(r),
+              "status": r.get("status"), "global_step": r.get("global_step"),
+              "progress": _progress(r)}
+        for key, (matrix, suffix) in VARIANTS.items():
+            R = r.get(matrix) or []
+            rr[matrix] = R
+            rr[f"normalised_accumulated_reward{suffix}"] = \
+                metrics.normalised_accumulated_reward(R, refs[key]) if R else []
+            rr[f"normalised_accumulated_reward{suffix}_curve"] = _nar_curve(r, key, refs[key])
+        rr["eval_curve"] = [{k: c[k] for k in ("step", "task_end", "score", "score_sampled")
+                             if k in c} for c in r.get("eval_curve", [])]
+        rr["sps"] = r.get("sps")
+        rr["regularizer_memory_bytes"] = r.get("regularizer_memory_bytes")
+        rep["runs"].append(rr)
+    lines = _nar_table(rep, "", "Figure 7, greedy actions: the paper's protocol")
+    if any(rr["reward_matrix_sampled"] for rr in rep["runs"]):
+        lines += [""] + _nar_table(rep, "_sampled", "sampled actions")
     lines.append("\nprogress and last evaluation (greedy / sampled raw scores, tasks seen so far):")
     for rr in rep["runs"]:
         line = f"  {rr['label'][:27]:<28}{rr['progress']}"
@@ -131,11 +152,14 @@ def rl_report(runs: list[dict], out: Path | None) -> dict:
                 + f" (normalised accumulated {v:.3f})"
         lines.append(line)
     for rr in rep["runs"]:
-        lines.append(f"\n{rr['label']} ({rr['method']}) reward matrix (greedy, raw score):")
-        for i, row in enumerate(rr["reward_matrix"]):
-            lines.append(f"  after {tasks[i]:<14}" + "".join(f"{v:>10.1f}" for v in row))
-        if not rr["reward_matrix"]:
-            lines.append("  (no task finished yet)")
+        for matrix, what in (("reward_matrix", "greedy"), ("reward_matrix_sampled", "sampled")):
+            if matrix == "reward_matrix_sampled" and not rr[matrix]:
+                continue
+            lines.append(f"\n{rr['label']} ({rr['method']}) reward matrix ({what}, raw score):")
+            for i, row in enumerate(rr[matrix]):
+                lines.append(f"  after {tasks[i]:<14}" + "".join(f"{v:>10.1f}" for v in row))
+            if not rr[matrix]:
+                lines.append("  (no task finished yet)")
     rep["table"] = "\n".join(lines)
     if out is not None:
         _plot_rl(rep, out)
@@ -144,19 +168,24 @@ def rl_report(runs: list[dict], out: Path | None) -> dict:
 
 
 def _plot_rl(rep: dict, out: Path) -> None:
+    """Figure 7 over training: greedy (solid, the paper's) and sampled (dashed) evaluations."""
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
     fig, ax = plt.subplots(figsize=(7, 4.2))
-    for rr in rep["runs"]:
-        pts = [p for p in rr["normalised_accumulated_reward_curve"] if np.isfinite(p["value"])]
-        if pts:
-            ax.plot([p["step"] for p in pts], [p["value"] for p in pts], marker=".",
-                    label=f"{rr['label']} ({rr['method']})")
+    colours = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    for k, rr in enumerate(rep["runs"]):
+        for suffix, ls, what in (("", "-", "greedy"), ("_sampled", "--", "sampled")):
+            pts = [p for p in rr[f"normalised_accumulated_reward{suffix}_curve"]
+                   if np.isfinite(p["value"])]
+            if pts:
+                ax.plot([p["step"] for p in pts], [p["value"] for p in pts], ls, marker=".",
+                        color=colours[k % len(colours)],
+                        label=f"{rr['label']} ({rr['method']}, {what})")
     ax.set_xlabel("environment steps")
     ax.set_ylabel("normalised accumulated reward")
     ax.set_title("Accumulated performance (Figure 7)")
-    ax.legend(fontsize=8)
+    ax.legend(fontsize=7)
     fig.tight_layout()
     fig.savefig(out / "normalised_accumulated_reward.png", dpi=130)
     plt.close(fig)

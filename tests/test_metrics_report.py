@@ -106,3 +106,22 @@ def test_rl_report_on_runs_still_training(tmp_path):
     assert "(no task finished yet)" in rep["table"]
     for f in ("normalised_accumulated_reward.png", "scores_per_game.png", "report.json"):
         assert (tmp_path / "rep" / f).exists()
+
+
+def test_rl_report_sampled_variant_uses_its_own_reference(tmp_path):
+    for name, method, R, Rs, curve in [
+            ("ft", "finetune", [[10.0], [2.0, 100.0]], [[30.0], [6.0, 50.0]],
+             [{"step": 1, "score": [20.0], "score_sampled": [40.0]}]),
+            ("ags", "agscl", [[16.0], [15.0, 50.0]], [[20.0], [20.0, 25.0]], [])]:
+        _write_run(tmp_path / name, method, R, curve)
+        res = json.loads((tmp_path / name / "results.json").read_text())
+        res["reward_matrix_sampled"] = Rs
+        (tmp_path / name / "results.json").write_text(json.dumps(res))
+    rep = report([tmp_path / "ft", tmp_path / "ags"], out=str(tmp_path / "rep"))
+    assert rep["finetune_max_reward"] == [20.0, 100.0]
+    assert rep["finetune_max_reward_sampled"] == [40.0, 50.0]
+    ags = [r for r in rep["runs"] if r["method"] == "agscl"][0]
+    assert ags["normalised_accumulated_reward"] == pytest.approx([0.8, 0.75 + 0.5])
+    assert ags["normalised_accumulated_reward_sampled"] == pytest.approx([0.5, 0.5 + 0.5])
+    assert "sampled actions; reference: fine-tuning's best score per task = Boxing 40" \
+        in rep["table"]
