@@ -101,7 +101,33 @@ def _nar_table(rep: dict, suffix: str, what: str) -> list[str]:
     for rr in rep["runs"]:
         lines.append(f"{rr['label'][:27]:<28}{rr['method'][:11]:<12}" + "".join(
             f"{v:>12.3f}" for v in rr[f"normalised_accumulated_reward{suffix}"]))
+    for method, sm in rep["summary"].items():
+        if max(sm["n"], default=0) > 1:
+            mean, std = sm[f"normalised_accumulated_reward{suffix}"], \
+                sm[f"normalised_accumulated_reward{suffix}_std"]
+            lines.append(f"{'mean +- std (seeds)':<28}{method[:11]:<12}" + "".join(
+                f"{f'{m:.2f}+-{d:.2f}':>12}" for m, d in zip(mean, std)))
     return lines
+
+
+def _rl_summary(rep: dict) -> dict:
+    """Per method, mean and std over its runs (seeds) of Figure 7 after each task; a column
+    averages the runs that have reached that task (their number is in ``n``)."""
+    out = {}
+    for method in dict.fromkeys(rr["method"] for rr in rep["runs"]):
+        rows = [rr for rr in rep["runs"] if rr["method"] == method]
+        sm = {"runs": [rr["label"] for rr in rows]}
+        for suffix in ("", "_sampled"):
+            cols = [[rr[f"normalised_accumulated_reward{suffix}"][i] for rr in rows
+                     if len(rr[f"normalised_accumulated_reward{suffix}"]) > i]
+                    for i in range(len(rep["tasks"]))]
+            cols = [c for c in cols if c]
+            sm[f"normalised_accumulated_reward{suffix}"] = [float(np.mean(c)) for c in cols]
+            sm[f"normalised_accumulated_reward{suffix}_std"] = [float(np.std(c)) for c in cols]
+            if not suffix:
+                sm["n"] = [len(c) for c in cols]
+        out[method] = sm
+    return out
 
 
 def rl_report(runs: list[dict], out: Path | None) -> dict:
@@ -138,6 +164,7 @@ def rl_report(runs: list[dict], out: Path | None) -> dict:
         rr["sps"] = r.get("sps")
         rr["regularizer_memory_bytes"] = r.get("regularizer_memory_bytes")
         rep["runs"].append(rr)
+    rep["summary"] = _rl_summary(rep)
     lines = _nar_table(rep, "", "Figure 7, greedy actions: the paper's protocol")
     if any(rr["reward_matrix_sampled"] for rr in rep["runs"]):
         lines += [""] + _nar_table(rep, "_sampled", "sampled actions")
@@ -185,7 +212,8 @@ def _plot_rl(rep: dict, out: Path) -> None:
     ax.set_xlabel("environment steps")
     ax.set_ylabel("normalised accumulated reward")
     ax.set_title("Accumulated performance (Figure 7)")
-    ax.legend(fontsize=7)
+    if ax.get_legend_handles_labels()[0]:
+        ax.legend(fontsize=7)
     fig.tight_layout()
     fig.savefig(out / "normalised_accumulated_reward.png", dpi=130)
     plt.close(fig)
@@ -219,7 +247,8 @@ def _plot_scores_per_game(rep: dict, out: Path) -> None:
         ax.set_xlabel("environment steps")
         if j == 0:
             ax.set_ylabel("raw score (greedy -, sampled --)")
-    axes[0][0].legend(fontsize=7)
+    if axes[0][0].get_legend_handles_labels()[0]:
+        axes[0][0].legend(fontsize=7)
     fig.tight_layout()
     fig.savefig(out / "scores_per_game.png", dpi=120)
     plt.close(fig)

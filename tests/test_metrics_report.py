@@ -125,3 +125,16 @@ def test_rl_report_sampled_variant_uses_its_own_reference(tmp_path):
     assert ags["normalised_accumulated_reward_sampled"] == pytest.approx([0.5, 0.5 + 0.5])
     assert "sampled actions; reference: fine-tuning's best score per task = Boxing 40" \
         in rep["table"]
+
+
+def test_rl_report_mean_and_std_over_seeds(tmp_path):
+    _write_run(tmp_path / "ft", "finetune", [[10.0], [2.0, 100.0]], [])
+    _write_run(tmp_path / "a0", "agscl", [[16.0], [15.0, 50.0]], [])
+    _write_run(tmp_path / "a1", "agscl", [[8.0]], [])           # a seed still on task 2
+    rep = report([tmp_path / n for n in ("ft", "a0", "a1")], out=str(tmp_path / "rep"))
+    sm = rep["summary"]["agscl"]
+    assert sm["n"] == [2, 1]
+    assert sm["normalised_accumulated_reward"] == pytest.approx([(1.6 + 0.8) / 2, 1.5 + 0.5])
+    assert sm["normalised_accumulated_reward_std"] == pytest.approx([0.4, 0.0])
+    assert "1.20+-0.40" in rep["table"]
+    assert rep["summary"]["finetune"]["n"] == [1, 1]
