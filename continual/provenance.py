@@ -2,7 +2,8 @@
 
 A long run is often trained in several sessions (``--resume``). ``results.json`` keeps one
 entry per session, so a reader can tell whether all of a run was trained by the same code;
-``differs()`` names what changed between two sessions (the trainer warns on resume).
+``differs()`` names what changed between two sessions that can change the numbers: the code, the
+packages, torch's CPU thread count (the trainer warns on resume).
 """
 from __future__ import annotations
 
@@ -43,11 +44,16 @@ def _version(pkg: str) -> str | None:
         return None
 
 
+def _torch_threads() -> int | None:
+    torch = sys.modules.get("torch")
+    return torch.get_num_threads() if torch is not None else None
+
+
 def session(global_step: int) -> dict:
     """One training session of a run: when, from which step, with which code and machine."""
     return {"started_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
             "from_step": int(global_step), **code_version(),
-            "python": platform.python_version(),
+            "python": platform.python_version(), "torch_threads": _torch_threads(),
             "packages": {p: _version(p) for p in PACKAGES},
             "host": platform.node(), "cpus": os.cpu_count(), "pid": os.getpid(),
             "argv": list(sys.argv)}
@@ -65,4 +71,8 @@ def differs(before: dict, now: dict) -> list[str]:
         a, b = before.get("packages", {}).get(p), now.get("packages", {}).get(p)
         if a != b:
             out.append(f"{p} {a} then, {b} now")
+    # CPU kernels may sum in another order with another thread count (not bit-exact then)
+    if before.get("torch_threads") != now.get("torch_threads"):
+        out.append(f"torch threads {before.get('torch_threads')} then, "
+                   f"{now.get('torch_threads')} now")
     return out

@@ -115,15 +115,18 @@ class AGSCL(Regularizer):
         super().begin_task(task)
         self._prepare()
 
+    # The hard freeze acts before the prox: it returns the cut weights to their theta_hat
+    # value (0), so ||theta_n - theta_hat_n|| in eq. (12)-(13) measures only the node's real
+    # drift and a node within alpha * lam * Omega_n snaps back exactly. The prox keeps the cut
+    # weights at 0 (there theta = ref = 0), so no second freeze is needed.
     def after_step(self, lr: float) -> None:
+        self._apply_hard_freeze()
         if self.prox_every == "step":
             self.prox(lr)
-        self._apply_hard_freeze()
 
     def after_epoch(self, lr: float) -> None:
         if self.prox_every == "epoch":
-            self.prox(lr)
-            self._apply_hard_freeze()
+            self.prox(lr)           # after_step has frozen the epoch's last step already
 
     @torch.no_grad()
     def prox(self, alpha: float) -> None:

@@ -269,3 +269,26 @@ def test_prox_once_per_epoch_setting():
     assert all(torch.equal(a, b) for a, b in zip(before, model.parameters()))
     reg.after_epoch(0.1)
     assert torch.equal(model.fc1.weight, torch.zeros_like(model.fc1.weight))
+
+
+def test_hard_freeze_before_prox_keeps_important_nodes_exact():
+    """An important node whose real drift is within alpha*lam*Omega snaps back to theta_hat
+    exactly, even when the optimizer also moved its cut weight (from an Omega == 0 node of the
+    previous layer, held at 0 by the hard freeze): the freeze must act before the prox, or
+    that weight's drift would count in ||theta - theta_hat|| and leave the row moved."""
+    model = _dead_node_model()
+    reg = AGSCL(model, mu=0.0, lam=1.0, rho=0.0)
+    reg.end_task(0, [(torch.rand(16, 3),)], loss_fn=None)
+    reg.begin_task(1)
+    assert reg.omega[0][0] == 0                  # fc1 node 0: unimportant, its column is cut
+    i = int(torch.nonzero(reg.omega[1] > 0)[0])  # an important fc2 node
+    alpha = 0.1
+    thr = alpha * reg.lam * float(reg.omega[1][i])
+    w_hat, b_hat = reg.theta_hat[1][0][i].clone(), reg.theta_hat[1][1][i].clone()
+    assert w_hat[0] == 0
+    with torch.no_grad():
+        model.fc2.weight[i, 1:] += 0.3 * thr / (w_hat.numel() - 1) ** 0.5   # within threshold
+        model.fc2.weight[i, 0] = 5.0 * thr                                   # cut column drift
+    reg.after_step(alpha)
+    assert torch.equal(model.fc2.weight[i], w_hat)
+    assert torch.equal(model.fc2.bias[i], b_hat)

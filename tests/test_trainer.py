@@ -252,3 +252,5 @@ def test_provenance_names_what_changed():
     assert differs(a, dict(a, dirty=True)) == ["the code has uncommitted changes"]
     assert differs(a, dict(a, packages={"torch": "2.13.0", "ale-py": "0.11"})) == \
         ["ale-py 0.12.1 then, 0.11 now"]
+    assert differs(dict(a, torch_threads=1), dict(a, torch_threads=2)) == \
+        ["torch threads 1 then, 2 now"]
