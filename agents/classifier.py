@@ -109,7 +109,10 @@ PRESETS: dict[str, dict[str, dict[str, Any]]] = {
 # Regularizer strengths per benchmark, for the CLI's defaults (reference facts; published
 # AGS-CL values were tuned with the proximal step once per epoch). Keys are the regularizers'
 # hyperparameter names: AGS-CL lam/mu/rho/eta/prox, EWC lam, SI c/epsilon, RWALK lam/alpha,
-# MAS lam, HAT lam (its c)/s_max. split_digits values are ours and untuned.
+# MAS lam, HAT lam (its c)/s_max. split_digits values are ours and untuned. AGS-CL's (I.2)
+# draws its rho fraction from the paper's candidates (zero-norm G0 nodes, reinit_from=
+# 'zero_norm'); the published code, for which these rho were tuned, drew from all of G0:
+# `--hp reinit_from=unimportant` reproduces that.
 _AGSCL = {
     "split_cifar100": {"lam": 400.0, "mu": 10.0, "rho": 0.3, "eta": 0.9, "prox": "epoch"},
     "cifar10_100": {"lam": 7000.0, "mu": 20.0, "rho": 0.2, "eta": 0.9, "prox": "epoch"},

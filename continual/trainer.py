@@ -42,14 +42,19 @@ class Schedule:
 
 
 def _rng_state() -> dict:
-    return {"torch": torch.get_rng_state(), "numpy": np.random.get_state(),
-            "python": random.getstate()}
+    s = {"torch": torch.get_rng_state(), "numpy": np.random.get_state(),
+         "python": random.getstate()}
+    if torch.cuda.is_available() and torch.cuda.is_initialized():   # GPU runs: dropout, re-init
+        s["cuda"] = torch.cuda.get_rng_state_all()
+    return s
 
 
 def _set_rng_state(s: dict) -> None:
     torch.set_rng_state(s["torch"])
     np.random.set_state(s["numpy"])
     random.setstate(s["python"])
+    if "cuda" in s and torch.cuda.is_available() and len(s["cuda"]) == torch.cuda.device_count():
+        torch.cuda.set_rng_state_all(s["cuda"])
 
 
 class ContinualTrainer:

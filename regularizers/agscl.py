@@ -288,7 +288,9 @@ class AGSCL(Regularizer):
 
     def load_state_dict(self, state: dict) -> None:
         if len(state["omega"]) != len(self.layers) or any(
-                o.shape != om.shape for o, om in zip(state["omega"], self.omega)):
+                o.shape != om.shape for o, om in zip(state["omega"], self.omega)) or any(
+                len(th) != len(mine) or any(t.shape != m.shape for t, m in zip(th, mine))
+                for th, mine in zip(state["theta_hat"], self.theta_hat)):
             raise ValueError("AGS-CL state does not match this model's node layers "
                              "(a checkpoint from another network?)")
         self.task = state["task"]

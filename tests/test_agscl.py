@@ -271,13 +271,14 @@ def test_prox_once_per_epoch_setting():
     assert torch.equal(model.fc1.weight, torch.zeros_like(model.fc1.weight))
 
 
-def test_hard_freeze_before_prox_keeps_important_nodes_exact():
+@pytest.mark.parametrize("prox", ["step", "epoch"])
+def test_hard_freeze_before_prox_keeps_important_nodes_exact(prox):
     """An important node whose real drift is within alpha*lam*Omega snaps back to theta_hat
     exactly, even when the optimizer also moved its cut weight (from an Omega == 0 node of the
     previous layer, held at 0 by the hard freeze): the freeze must act before the prox, or
     that weight's drift would count in ||theta - theta_hat|| and leave the row moved."""
     model = _dead_node_model()
-    reg = AGSCL(model, mu=0.0, lam=1.0, rho=0.0)
+    reg = AGSCL(model, mu=0.0, lam=1.0, rho=0.0, prox=prox)
     reg.end_task(0, [(torch.rand(16, 3),)], loss_fn=None)
     reg.begin_task(1)
     assert reg.omega[0][0] == 0                  # fc1 node 0: unimportant, its column is cut
@@ -290,5 +291,17 @@ def test_hard_freeze_before_prox_keeps_important_nodes_exact():
         model.fc2.weight[i, 1:] += 0.3 * thr / (w_hat.numel() - 1) ** 0.5   # within threshold
         model.fc2.weight[i, 0] = 5.0 * thr                                   # cut column drift
     reg.after_step(alpha)
+    if prox == "epoch":
+        assert model.fc2.weight[i, 0] == 0 and not torch.equal(model.fc2.weight[i], w_hat)
+        reg.after_epoch(alpha)
     assert torch.equal(model.fc2.weight[i], w_hat)
     assert torch.equal(model.fc2.bias[i], b_hat)
+
+
+def test_state_of_another_network_is_refused():
+    reg = AGSCL(TinyMLP(hidden=(4, 3)))
+    state = reg.state_dict()
+    other = AGSCL(TinyMLP(d_in=5, hidden=(4, 3))).state_dict()   # same nodes, other fan-in
+    with pytest.raises(ValueError, match="another network"):
+        reg.load_state_dict(dict(state, theta_hat=other["theta_hat"]))
+    reg.load_state_dict(state)
