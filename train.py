@@ -30,6 +30,8 @@ from continual.runfolder import RunError, RunFolder
 from continual.trainer import ContinualTrainer, NaNLossError, Schedule
 
 # Published RL strengths (reference facts): AGS-CL mu 0.1, lam 100 (or 1000); EWC lam 5000.
+# EWC's Fisher here is the per-sample one of the policy's own actions (regularizers/ewc.py);
+# the published RL code scaled its own differently, so lam 5000 is a starting point, not a match.
 ATARI_REG_DEFAULTS = {
     "agscl": {"mu": 0.1, "lam": 100.0, "eta": 0.9, "rho": 1.0, "prox": "step"},
     "ewc": {"lam": 5000.0}, "ewc_online": {"lam": 5000.0, "gamma": 0.9},

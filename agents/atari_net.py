@@ -64,7 +64,9 @@ class ActorCritic(nn.Module):
 
     def features(self, x: torch.Tensor) -> torch.Tensor:
         """uint8 (or already scaled float) frames (N, 4, 84, 84) -> trunk output (N, 512)."""
-        if self.channels_last and torch.is_grad_enabled():
+        # (not for one sample: no gain there, and torch.func.vmap's per-sample gradients of
+        # EWC's Fisher and MAS see batches of one and cannot change the memory format)
+        if self.channels_last and torch.is_grad_enabled() and x.shape[0] > 1:
             x = x.contiguous(memory_format=torch.channels_last)    # cheap on uint8
         x = x.to(torch.float32).mul_(1.0 / 255.0) if x.dtype == torch.uint8 else x.float()
         # In-place ReLUs are safe: a layer's backward keeps its input, not its output, and

@@ -136,7 +136,10 @@ def _recommended(bench: str) -> dict[str, dict[str, Any]]:
         "finetune": {},
         "agscl": dict(ags), "agscl_no_reinit": dict(ags), "agscl_no_randinit": dict(ags),
         "agscl_no_zeroinit": dict(ags),
-        "ewc": {"lam": ewc}, "ewc_online": {"lam": ewc},
+        # the lab's Fisher: squared gradients of 20-sample means (utils.fisher_matrix_diag),
+        # ~1/20 of the per-sample Fisher; its lam goes with that estimate
+        "ewc": {"lam": ewc, "fisher_batch": 20},
+        "ewc_online": {"lam": ewc, "fisher_batch": 20, "gamma": 0.9},
         "si": {"c": si, "epsilon": 0.01},
         # the lab's RWALK did not normalise F and s, so its lam only fits normalize=False;
         # the lab's MAS penalty had a 1/2 that ours (the paper's) has not: lam halved

@@ -123,9 +123,39 @@ def test_ewc_fisher_is_per_sample_empirical_fisher_with_batch_size_one():
         torch.testing.assert_close(f, e)
 
 
-def test_ewc_fisher_minibatches_weighted_by_size():
+@pytest.mark.parametrize("vmap", [True, False])
+def test_ewc_default_fisher_is_per_sample_whatever_the_batches(vmap):
+    """fisher_batch=1 (default): the per-sample empirical Fisher, by vmap or per-sample
+    autograd, however the learner batched the data."""
     model = Tiny()
     reg = EWC(model)
+    reg._use_vmap = vmap
+    x, y = data(1)
+    reg.end_task(0, batches_of(x, y, [3, 4]), loss_fn_for(0))
+    assert reg._use_vmap is vmap
+    for f, e in zip(reg.importance, per_sample_fisher(model, x, y, 0)):
+        torch.testing.assert_close(f, e)
+
+
+def test_ewc_fisher_of_k_sample_means():
+    """fisher_batch=k (the lab's k = 20): each batch split into chunks of k samples."""
+    model = Tiny()
+    reg = EWC(model, fisher_batch=2)
+    x, y = data(2)
+    reg.end_task(0, batches_of(x, y, [3, 4]), loss_fn_for(0))
+    acc = [torch.zeros_like(p) for p in trunk(model)]
+    for lo, hi in ((0, 2), (2, 3), (3, 5), (5, 7)):
+        model.zero_grad()
+        F.cross_entropy(model(x[lo:hi], 0), y[lo:hi]).backward()
+        for a, p in zip(acc, trunk(model)):
+            a += (hi - lo) * p.grad ** 2
+    for f, a in zip(reg.importance, acc):
+        torch.testing.assert_close(f, a / 7)
+
+
+def test_ewc_fisher_minibatches_weighted_by_size():
+    model = Tiny()
+    reg = EWC(model, fisher_batch=0)
     x, y = data(2)
     reg.end_task(0, batches_of(x, y, [3, 4]), loss_fn_for(0))
     acc = [torch.zeros_like(p) for p in trunk(model)]
@@ -508,6 +538,8 @@ def test_memory_bytes_counts_importance_and_anchor(name):
     (RWALK, {"alpha": 0}, "alpha"),
     (RWALK, {"epsilon": 0}, "epsilon"),
     (MAS, {"lam": float("nan")}, "lam"),
+    (EWC, {"fisher_batch": -1}, "fisher_batch"),
+    (EWC, {"fisher_batch": 2.5}, "fisher_batch"),
 ])
 def test_bad_hyperparameters_raise(cls, kwargs, word):
     with pytest.raises(ValueError, match=word):
