@@ -174,6 +174,18 @@ def _check_device(name: str) -> None:
         raise ValueError(f"--device {name}: MPS is not available here; use --device cpu")
 
 
+def _seed_everything(seed: int) -> None:
+    """The global RNGs from the run's seed: model initialisation (vision), dropout, AGS-CL's
+    (I.2) re-initialisation draws. (A resumed run then restores them from its checkpoint.)"""
+    import random
+
+    import numpy as np
+    import torch
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
 def _default_out(kind: str, reg: str) -> str:
     return f"runs/{kind}-{reg}-{time.strftime('%Y%m%d-%H%M%S')}"
 
@@ -191,6 +203,7 @@ def run_atari(args) -> dict:
         overrides["seed"] = args.seed
     overrides["device"] = args.device
     cfg = PPOConfig.from_preset(args.preset, **overrides)
+    _seed_everything(cfg.seed)
     hp = _reg_hparams(args, ATARI_REG_DEFAULTS.get(args.regularizer, {}))
     learner = PPOLearner(cfg, games)
     reg = regularizers.make(args.regularizer, learner.model, **hp)
@@ -214,6 +227,7 @@ def run_vision(args) -> dict:
     if args.threads:
         torch.set_num_threads(args.threads)
     seed = 0 if args.seed is None else args.seed
+    _seed_everything(seed)
     stream_kw = {"download": args.download}
     if args.benchmark == "omniglot" and args.augment:
         stream_kw["augment"] = args.augment

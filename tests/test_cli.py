@@ -128,3 +128,17 @@ def test_vision_missing_data_is_named(tmp_path, capsys):
                        str(tmp_path / "nothing"), "--out", str(tmp_path / "v")]) == 2
     err = capsys.readouterr().err
     assert "cifar-100" in err.lower() and "--data-dir" in err
+
+
+def test_vision_same_seed_same_run(tmp_path):
+    """--seed fixes everything: the model's initialisation, shuffling, (I.2)'s re-init draws
+    (a process that used the global RNG before must not change the run)."""
+    import torch
+    args = ["vision", "--benchmark", "split_digits", "--regularizer", "agscl", "--epochs", "1",
+            "--max-tasks", "2", "--no-progress", "--threads", "1", "--seed", "3"]
+    assert train.main(args + ["--out", str(tmp_path / "a")]) == 0
+    torch.rand(7)                                   # the global RNG moved on in between
+    assert train.main(args + ["--out", str(tmp_path / "b")]) == 0
+    a, b = results(tmp_path / "a"), results(tmp_path / "b")
+    assert a["accuracy_matrix"] == b["accuracy_matrix"]
+    assert a["sparsity"] == b["sparsity"]
