@@ -135,13 +135,15 @@ def rl_report(runs: list[dict], out: Path | None) -> dict:
     where the runs have them, from sampled-action evaluations (each normalised by fine-tuning's
     best score of the same kind). Runs still in training are reported as far as they got
     (their last periodic evaluation is listed; a task fine-tuning has not reached yet has no
-    reference, so its normalised reward is NaN)."""
+    reference, so its normalised reward is NaN). With several fine-tuning runs (seeds), a
+    task's reference is the maximum reward any of them obtained."""
     tasks = runs[0]["tasks"]
-    ft = _finetune(runs)[0]
-    rep = {"tasks": tasks, "finetune_run": ft["_path"]}
+    fts = _finetune(runs)
+    rep = {"tasks": tasks, "finetune_runs": [ft["_path"] for ft in fts]}
     refs = {}
     for key, (_, suffix) in VARIANTS.items():
-        ref = finetune_max_rewards(ft, len(tasks), key)
+        # several fine-tuning runs (seeds): the maximum any of them obtained
+        ref = np.max([finetune_max_rewards(ft, len(tasks), key) for ft in fts], 0).tolist()
         refs[key] = ref
         rep[f"finetune_max_reward{suffix}"] = [v if np.isfinite(v) else None for v in ref]
     bad = [tasks[j] for j, v in enumerate(refs["score"]) if np.isfinite(v) and v <= 0]
@@ -262,24 +264,43 @@ def _mean_std(xs):
     return float(np.mean(xs)), float(np.std(xs))
 
 
+def _seed(r: dict):
+    return (r.get("classifier_config") or {}).get("seed", (r["_config"].get("classifier")
+                                                          or {}).get("seed"))
+
+
+def _plasticity_reference(ft_runs: list[dict], seed, n_tasks: int):
+    """A* of eq. 15: the fine-tuning run(s) of the same seed (the seed fixes the class order
+    and splits, so task j is the same task), else the mean over all fine-tuning runs; per
+    diagonal entry over the runs that have reached it (NaN where none has)."""
+    same = [r for r in ft_runs if seed is not None and _seed(r) == seed]
+    use = same or ft_runs
+    diag = []
+    for i in range(n_tasks):
+        vals = [r["accuracy_matrix"][i][i] for r in use if len(r["accuracy_matrix"]) > i]
+        diag.append(float(np.mean(vals)) if vals else float("nan"))
+    how = f"fine-tuning, seed {seed}" if same else f"mean of {len(use)} fine-tuning run(s)"
+    return [[0.0] * i + [diag[i]] for i in range(n_tasks)], how
+
+
 def supervised_report(runs: list[dict], out: Path | None) -> dict:
     tasks = runs[0]["tasks"]
     ft_runs = _finetune(runs)
-    # plasticity reference: the mean fine-tuning matrix diagonal over its seeds
-    ft_diag = np.mean([np.diag(metrics._square(r["accuracy_matrix"])) for r in ft_runs], 0)
-    ref = [[0.0] * i + [float(ft_diag[i])] for i in range(len(tasks))]
     ewc_mem = [r["regularizer_memory_bytes"] + r.get("model_bytes", 0)
                for r in runs if _method(r).startswith("ewc")]
     per_run = []
     for r in runs:
         A = r["accuracy_matrix"]
         complete = len(A) == len(tasks)
+        ref, ref_from = _plasticity_reference(ft_runs, _seed(r), len(tasks))
+        complete_ref = bool(np.all(np.isfinite(np.diag(metrics._square(ref)))))
         mem = r["regularizer_memory_bytes"] + r.get("model_bytes", 0)
         per_run.append({
             "run": r["_path"], "label": r["_label"], "method": _method(r),
             "average_accuracy": metrics.average_accuracy(A) if complete else None,
             "average_accuracy_curve": metrics.average_accuracy_curve(A),
-            "plasticity": metrics.plasticity(A, ref) if complete else None,
+            "plasticity": metrics.plasticity(A, ref) if complete and complete_ref else None,
+            "plasticity_reference": ref_from,
             "stability": metrics.stability(A) if complete else None,
             "bwt": metrics.backward_transfer(A) if complete else None,
             "regularizer_memory_bytes": r["regularizer_memory_bytes"],
@@ -293,7 +314,8 @@ def supervised_report(runs: list[dict], out: Path | None) -> dict:
     ft_time = _mean_std([p["seconds_per_task"] for p in by_method.get("finetune", [])])[0]
     summary = {}
     for m, prs in by_method.items():
-        summary[m] = {"runs": len(prs)}
+        summary[m] = {"runs": len(prs),
+                      "complete": sum(p["average_accuracy"] is not None for p in prs)}
         for k in ("average_accuracy", "plasticity", "stability", "bwt", "relative_memory",
                   "regularizer_memory_bytes", "seconds_per_task"):
             mean, std = _mean_std([p[k] for p in prs])
@@ -313,11 +335,22 @@ def supervised_report(runs: list[dict], out: Path | None) -> dict:
             cells.append(f"{'-':>16}" if v is None else
                          (f"{v:>9.3f} ± {sd:.3f}" if sd is not None and sm["runs"] > 1
                           else f"{v:>16.3f}"))
-        lines.append(f"{m:<20}{sm['runs']:>5}" + "".join(cells))
+        n = f"{sm['complete']}/{sm['runs']}" if sm["complete"] < sm["runs"] else sm["runs"]
+        lines.append(f"{m:<20}{n:>5}" + "".join(cells))
+    if any(sm["complete"] < sm["runs"] for sm in summary.values()):
+        lines.append("(k/n: only k of the method's n runs have finished every task; the means "
+                     "are over those)")
     rep = {"tasks": tasks, "runs": per_run, "summary": summary, "table": "\n".join(lines)}
     if out is not None:
         _plot_supervised(rep, out)
     return rep
+
+
+def _padded(rows: list[list]) -> np.ndarray:
+    M = np.full((len(rows), max((len(r) for r in rows), default=0)), np.nan)
+    for i, r in enumerate(rows):
+        M[i, :len(r)] = [np.nan if v is None else v for v in r]
+    return M
 
 
 def _plot_supervised(rep: dict, out: Path) -> None:
@@ -346,11 +379,11 @@ def _plot_supervised(rep: dict, out: Path) -> None:
     if agscl:
         fig, ax = plt.subplots(figsize=(6, 4))
         for m, prs in agscl.items():
-            sp = np.array([p["sparsity"] for p in prs])
-            uc = np.array([p["used_capacity"] for p in prs])
+            # runs still training have fewer tasks: NaN-pad, average what exists per task
+            sp, uc = (_padded([p[k] or [] for p in prs]) for k in ("sparsity", "used_capacity"))
             x = np.arange(1, sp.shape[1] + 1)
-            ax.plot(x, sp.mean(0), marker="o", label=f"{m} sparsity")
-            ax.plot(x, uc.mean(0), marker="s", ls="--", label=f"{m} used capacity")
+            ax.plot(x, np.nanmean(sp, 0), marker="o", label=f"{m} sparsity")
+            ax.plot(x, np.nanmean(uc, 0), marker="s", ls="--", label=f"{m} used capacity")
         ax.set_xlabel("task")
         ax.set_ylim(0, 1)
         ax.legend(fontsize=8)

@@ -138,3 +138,44 @@ def test_rl_report_mean_and_std_over_seeds(tmp_path):
     assert sm["normalised_accumulated_reward_std"] == pytest.approx([0.4, 0.0])
     assert "1.20+-0.40" in rep["table"]
     assert rep["summary"]["finetune"]["n"] == [1, 1]
+
+
+def _sup_run(folder, method, M, seed, sparsity=None):
+    folder.mkdir(parents=True)
+    (folder / "results.json").write_text(json.dumps({
+        "tasks": ["t0", "t1", "t2"], "regularizer": method, "accuracy_matrix": M,
+        "regularizer_memory_bytes": 10, "model_bytes": 10, "task_seconds": [1] * len(M),
+        "classifier_config": {"seed": seed}, "sparsity": sparsity,
+        "used_capacity": sparsity}))
+
+
+def test_supervised_report_pairs_seeds_and_reads_unfinished_runs(tmp_path):
+    """P's reference A* is the fine-tuning run of the same seed (the seed fixes the class
+    order); runs still training (here a fine-tuning seed and an AGS-CL seed) do not break it."""
+    FT2 = [[0.5], [0.5, 0.6], [0.4, 0.3, 0.8]]
+    _sup_run(tmp_path / "ft0", "finetune", FT, 0)
+    _sup_run(tmp_path / "ft1", "finetune", FT2, 1)
+    _sup_run(tmp_path / "ft2", "finetune", FT[:1], 2)                 # unfinished
+    _sup_run(tmp_path / "a0", "agscl", A, 0, [0.5, 0.4, 0.3])
+    _sup_run(tmp_path / "a1", "agscl", A, 1, [0.5, 0.4, 0.3])
+    _sup_run(tmp_path / "a2", "agscl", A[:2], 2, [0.5, 0.4])          # unfinished
+    rep = report([tmp_path / n for n in ("ft0", "ft1", "ft2", "a0", "a1", "a2")],
+                 out=str(tmp_path / "rep"))
+    by = {r["label"]: r for r in rep["runs"]}
+    assert by["a0"]["plasticity"] == pytest.approx(metrics.plasticity(A, FT))
+    assert by["a1"]["plasticity"] == pytest.approx(metrics.plasticity(A, FT2))
+    assert by["a2"]["plasticity"] is None and by["a2"]["average_accuracy"] is None
+    assert by["a1"]["plasticity_reference"] == "fine-tuning, seed 1"
+    sm = rep["summary"]["agscl"]
+    assert (sm["runs"], sm["complete"]) == (3, 2)
+    assert "2/3" in rep["table"]
+    assert (tmp_path / "rep" / "fig4_sparsity_capacity.png").exists()
+
+
+def test_rl_report_reference_is_the_best_of_all_finetuning_runs(tmp_path):
+    _write_run(tmp_path / "ft0", "finetune", [[10.0], [2.0, 100.0]], [])
+    _write_run(tmp_path / "ft1", "finetune", [[30.0], [2.0, 50.0]], [])
+    _write_run(tmp_path / "ags", "agscl", [[15.0]], [])
+    for order in (("ft0", "ft1", "ags"), ("ags", "ft1", "ft0")):
+        rep = report([tmp_path / n for n in order], out=str(tmp_path / "rep"))
+        assert rep["finetune_max_reward"] == [30.0, 100.0]
