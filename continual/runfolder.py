@@ -133,14 +133,19 @@ class RunFolder:
     def load_checkpoint(self, path: Path | None = None) -> dict:
         path = Path(path or self.last_checkpoint)
         if not path.exists():
-            raise RunError(f"no checkpoint at {path}: nothing to resume; start the run "
-                           f"without --resume")
+            raise RunError(f"no checkpoint at {path}: the run stopped before its first "
+                           f"checkpoint, so there is nothing to resume; delete {self.path} (or "
+                           f"pass another --out) and start the run again without --resume")
         try:
             return torch.load(path, map_location="cpu", weights_only=False)
         except Exception as e:  # truncated, corrupt, not a torch file
+            tasks = sorted(self.ckpt_dir.glob("task*.pt"),
+                           key=lambda p: int(p.stem[4:]) if p.stem[4:].isdigit() else -1)
+            fix = (f"copy {tasks[-1]} over it to resume from the end of that task, or start a "
+                   f"new run" if tasks else f"start a new run (delete {self.path} or pass "
+                   f"another --out)")
             raise RunError(f"checkpoint {path} is unreadable ({type(e).__name__}: {e}); "
-                           f"delete it to resume from the last task checkpoint in "
-                           f"{self.ckpt_dir}, or start a new run") from None
+                           f"{fix}") from None
 
 
 def config_differences(saved: dict, new: dict) -> list[str]:

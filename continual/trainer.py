@@ -81,8 +81,11 @@ class ContinualTrainer:
     def writer(self):
         if self._writer is None:
             from torch.utils.tensorboard import SummaryWriter
+            # a resumed run drops what the interrupted one logged after its checkpoint (steps
+            # > the checkpoint's) and keeps what it logged at the checkpoint's own step
+            gs = self.state["global_step"]
             self._writer = SummaryWriter(str(self.run_folder.tb_dir),
-                                         purge_step=self.state["global_step"] or None)
+                                         purge_step=gs + 1 if gs else None)
         return self._writer
 
     def _checkpoint(self, name: str = "last.pt") -> None:
@@ -225,7 +228,8 @@ class ContinualTrainer:
                 reg.begin_task(t)
             self.resume = False
             n_units, per_unit = L.units_per_task(t), L.steps_per_unit(t)
-            task_start = time.perf_counter()
+            # wall time of the task so far (a resumed task goes on from its checkpoint's)
+            task_start = time.perf_counter() - s.get("task_clock", 0.0)
             recent = None
             while s["unit"] < n_units:
                 t0 = time.perf_counter()
@@ -263,6 +267,7 @@ class ContinualTrainer:
                 # emulators), so an extra one would make the resumed run differ.
                 periodic = bool(sch.checkpoint_every) and s["unit"] % sch.checkpoint_every == 0
                 if not last_unit and (periodic or (self._stop and not sch.checkpoint_every)):
+                    s["task_clock"] = time.perf_counter() - task_start
                     self._checkpoint()
                     L.checkpoint_boundary()
                     if not self._stop:      # results.json follows every checkpoint
@@ -295,6 +300,7 @@ class ContinualTrainer:
                       + (f" | {', '.join(f'{k} {v:.3f}' for k, v in tm.items())}" if tm else ""))
             s["task"] += 1
             s["unit"] = 0
+            s["task_clock"] = 0.0
             if s["task"] == len(self.tasks):
                 s["status"] = "complete"
             self._checkpoint(f"task{t}.pt")

@@ -92,11 +92,12 @@ class _QuadraticPenalty(torch.autograd.Function):
 class QuadraticRegularizer(Regularizer):
     """penalty = coef * sum_i Omega_i * (theta_i - theta*_i)^2 over the trainable trunk weights.
 
-    State kept between tasks, and what ``memory_bytes`` counts (the same for EWC, SI, MAS and
-    RWALK): one importance Omega per trunk weight plus the anchor theta* (one float per trunk
-    weight), i.e. 2 x (number of trunk weights) x element size. Accumulators that only live
-    during a task (SI's path integral, RWALK's running Fisher and scores, per-step snapshots)
-    are not counted, though ``state_dict`` saves them.
+    State kept between tasks, and what ``memory_bytes`` counts: one importance Omega per trunk
+    weight plus the anchor theta* (one float per trunk weight), i.e. 2 x (number of trunk
+    weights) x element size, for EWC, SI and MAS; RWALK also carries its running Fisher and its
+    averaged score from task to task (4 floats per weight). Accumulators that only live during a
+    task (SI's path integral, RWALK's current-task score, per-step snapshots) are not counted,
+    though ``state_dict`` saves them.
 
     Subclasses set ``self.coef`` and update ``self.importance``/``self.anchor`` in ``end_task``
     (then call ``self._consolidated(task)``). For methods that need the gradient of the task

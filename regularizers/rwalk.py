@@ -98,6 +98,11 @@ class RWALK(QuadraticRegularizer):
         self.importance = [f + s for f, s in zip(fisher, score)]
         self._consolidated(task)
 
+    def state_tensors(self) -> list[torch.Tensor]:
+        """Between tasks RWALK keeps, besides Omega = F + s and the anchor, the running Fisher
+        (never reset) and the averaged score of the finished tasks."""
+        return super().state_tensors() + list(self.fisher) + list(self.score)
+
     def _extra_state(self) -> dict[str, list[torch.Tensor]]:
         return {"fisher": self.fisher, "path": self.path, "score": self.score}
 

@@ -79,8 +79,9 @@ class ToyLearner:
     def state_dict(self):
         return {"model": self.model.state_dict(), "opt": self.opt.state_dict()}
 
-    def load_state_dict(self, s):
+    def load_state_dict(self, s):       # at a task boundary: before begin_task, like PPO's
         self.model.load_state_dict(s["model"])
+        self.opt = self.opt or torch.optim.SGD(self.model.parameters(), lr=0.1)
         self.opt.load_state_dict(s["opt"])
 
 
@@ -144,11 +145,24 @@ def test_resume_refuses_other_config_and_existing_folder(tmp_path):
         run(tmp_path, resume=True, config={"x": 2})
 
 
-def test_corrupt_checkpoint_is_named(tmp_path):
-    run(tmp_path)
-    (tmp_path / "checkpoints" / "last.pt").write_bytes(b"not a checkpoint")
-    with pytest.raises(RunError, match="unreadable"):
-        run(tmp_path, resume=True)
+def test_corrupt_checkpoint_is_named_and_the_advice_works(tmp_path):
+    _, full = run(tmp_path / "full", checkpoint_every=2)
+    with pytest.raises(Crash):
+        run(tmp_path / "cut", learner=crashing_at(1, 3), checkpoint_every=2)
+    last = tmp_path / "cut" / "checkpoints" / "last.pt"
+    last.write_bytes(b"not a checkpoint")
+    with pytest.raises(RunError, match=r"unreadable .*copy .*task0\.pt over it"):
+        run(tmp_path / "cut", resume=True, checkpoint_every=2)
+    last.write_bytes((tmp_path / "cut" / "checkpoints" / "task0.pt").read_bytes())
+    _, resumed = run(tmp_path / "cut", resume=True, checkpoint_every=2)
+    assert resumed["accuracy_matrix"] == full["accuracy_matrix"]
+
+
+def test_nothing_to_resume_says_how_to_start_again(tmp_path):
+    with pytest.raises(Crash):
+        run(tmp_path, learner=crashing_at(0, 0), checkpoint_every=2)
+    with pytest.raises(RunError, match="before its first checkpoint.*delete"):
+        run(tmp_path, resume=True, checkpoint_every=2)
 
 
 def test_nan_stops_and_keeps_checkpoint(tmp_path):
@@ -254,3 +268,28 @@ def test_provenance_names_what_changed():
         ["ale-py 0.12.1 then, 0.11 now"]
     assert differs(dict(a, torch_threads=1), dict(a, torch_threads=2)) == \
         ["torch threads 1 then, 2 now"]
+
+
+class SlowLearner(ToyLearner):
+    def train_unit(self, task, unit, reg):
+        import time
+        time.sleep(0.1)
+        return super().train_unit(task, unit, reg)
+
+
+def test_task_seconds_of_a_resumed_task_include_the_time_before_the_interruption(tmp_path):
+    slow = SlowLearner()
+    orig = slow.train_unit
+
+    def crashing(t, u, reg):
+        if (t, u) == (1, 3):
+            raise Crash()
+        return orig(t, u, reg)
+
+    slow.train_unit = crashing
+    with pytest.raises(Crash):
+        run(tmp_path, learner=slow, checkpoint_every=2)
+    ck = torch.load(tmp_path / "checkpoints" / "last.pt", weights_only=False)
+    assert ck["trainer"]["task_clock"] >= 0.2                  # units 0-1 of task 1
+    _, res = run(tmp_path, resume=True, learner=SlowLearner(), checkpoint_every=2)
+    assert res["task_seconds"][1] >= 0.2 + 4 * 0.1            # + units 2-5 after the resume
