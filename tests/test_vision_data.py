@@ -145,6 +145,9 @@ def test_split_cifar100_from_folders(tmp_path):
     assert [t.sizes() for t in s][0] == {"train": 27, "val": 3, "test": 20}
     order = s.info["class_order"]
     assert sorted(order) == list(range(100)) and order != list(range(100))
+    # tasks of 10 consecutive classes (the paper's), in a seeded task order
+    assert all(order[10 * k:10 * k + 10] == list(range(order[10 * k], order[10 * k] + 10))
+               and order[10 * k] % 10 == 0 for k in range(10))
     assert s[0].class_names == [f"f{c}" for c in order[:10]]
     # same seed -> same stream; other seed -> other class order
     s2 = make_stream("split_cifar100", tmp_path, seed=3)

@@ -5,8 +5,8 @@
     x = stream.prepare(task.x_train[:256], train=True, generator=g)   # model input
 
 Benchmarks (``BENCHMARKS``):
-    split_cifar100  10 tasks x 10 CIFAR-100 classes, class order shuffled by ``seed``
-    cifar10_100     CIFAR-10 (one 10-class task) then 10 tasks x 10 CIFAR-100 classes
+    split_cifar100  10 tasks x 10 consecutive CIFAR-100 classes, the task order shuffled by ``seed``
+    cifar10_100     CIFAR-10 (one 10-class task) then 10 such CIFAR-100 tasks
     omniglot        one task per alphabet found in ``data_dir``, sorted by name, 28x28
     cub200          10 tasks x 20 CUB-200-2011 classes (shuffled by ``seed``), 224x224 crops
     split_digits    scikit-learn's 8x8 digits, 5 tasks x 2 classes, offline
@@ -39,6 +39,16 @@ def class_order(num_classes: int, seed: int, shuffle: bool) -> list[int]:
     return [int(c) for c in np.random.default_rng(int(seed)).permutation(num_classes)]
 
 
+def block_order(num_classes: int, num_tasks: int, seed: int, shuffle: bool) -> list[int]:
+    """Tasks of consecutive classes (task k = classes k*C .. k*C + C - 1, the paper's "10
+    consecutive classes"), the tasks in a seeded order, as the published dataloaders do."""
+    per = num_classes // num_tasks
+    blocks = list(range(num_tasks))
+    if shuffle:
+        blocks = [int(b) for b in np.random.default_rng(int(seed)).permutation(num_tasks)]
+    return [b * per + c for b in blocks for c in range(per)]
+
+
 def split_by_classes(prefix: str, x_train, y_train, x_test, y_test, names: list[str],
                      order: list[int], num_tasks: int, seed: int, val_fraction: float,
                      task_offset: int = 0) -> list[Task]:
@@ -66,7 +76,9 @@ def split_by_classes(prefix: str, x_train, y_train, x_test, y_test, names: list[
 def _split_cifar100(data_dir, seed, val_fraction, download, num_tasks=10, shuffle_classes=True):
     from .cifar import load_cifar
     xtr, ytr, xte, yte, names = load_cifar("cifar100", data_dir, download)
-    order = class_order(100, seed, shuffle_classes)
+    if num_tasks < 1 or 100 % num_tasks:
+        raise ValueError(f"num_tasks={num_tasks} must divide the 100 classes of cifar100")
+    order = block_order(100, num_tasks, seed, shuffle_classes)
     tasks = split_by_classes("cifar100", xtr, ytr, xte, yte, names, order, num_tasks, seed,
                              val_fraction)
     return tasks, {"class_order": order}
@@ -78,7 +90,9 @@ def _cifar10_100(data_dir, seed, val_fraction, download, num_tasks=10, shuffle_c
     tasks = split_by_classes("cifar10", x10, y10, x10t, y10t, n10, list(range(10)), 1, seed,
                              val_fraction)
     xtr, ytr, xte, yte, names = load_cifar("cifar100", data_dir, download)
-    order = class_order(100, seed, shuffle_classes)
+    if num_tasks < 1 or 100 % num_tasks:
+        raise ValueError(f"num_tasks={num_tasks} must divide the 100 classes of cifar100")
+    order = block_order(100, num_tasks, seed, shuffle_classes)
     tasks += split_by_classes("cifar100", xtr, ytr, xte, yte, names, order, num_tasks, seed,
                               val_fraction, task_offset=1)
     return tasks, {"class_order": order}
