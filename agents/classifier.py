@@ -142,7 +142,11 @@ def _recommended(bench: str) -> dict[str, dict[str, Any]]:
         "ewc_online": {"lam": ewc, "fisher_batch": 20, "gamma": 0.9},
         "si": {"c": si, "epsilon": 0.01},
         # the lab's RWALK did not normalise F and s, so its lam only fits normalize=False;
-        # the lab's MAS penalty had a 1/2 that ours (the paper's) has not: lam halved
+        # the lab's MAS penalty had a 1/2 that ours (the paper's) has not: lam halved. Its
+        # importance was also another quantity (|gradient| of the summed un-squared output
+        # norms of 20-sample batches, vs our per-sample |gradient of the squared norm|), whose
+        # scale differs by a data-dependent factor (~128/||F|| in one probe): this lam is the
+        # lab's number, not a calibrated equivalent
         "rwalk": {"lam": rwalk, "alpha": 0.9, "normalize": False},
         "mas": {"lam": mas / 2},
         "hat": {"lam": 0.75, "s_max": 400.0},
@@ -330,6 +334,9 @@ class ClassifierLearner:
             val_loss, val_acc = self._loss_acc(task, x_val, y_val)
         else:
             val_loss, val_acc = self._loss_acc(task, x, y)
+        if not math.isfinite(val_loss):     # e.g. the regularizer's after_epoch step diverged
+            raise FloatingPointError(f"non-finite validation loss ({val_loss}) on task {task}, "
+                                     f"epoch {unit} (after the regularizer's end-of-epoch step)")
         lr_used = self.lr
         if val_loss < self.best_val:
             self.best_val = val_loss

@@ -142,6 +142,21 @@ def test_nan_loss_raises(digits):
         learner.train_unit(0, 0, Bad(learner.model))
 
 
+def test_nan_from_the_end_of_epoch_step_raises(digits):
+    """A divergence in after_epoch (e.g. a once-per-epoch prox) must not hide behind the
+    best-validation weights."""
+    class BadEpoch(Regularizer):
+        def after_epoch(self, lr):
+            with torch.no_grad():
+                for p in self.model.parameters():
+                    p.fill_(float("nan"))
+
+    learner, _ = _learner(digits)
+    learner.begin_task(0)
+    with pytest.raises(FloatingPointError, match="validation loss"):
+        learner.train_unit(0, 0, BadEpoch(learner.model))
+
+
 def test_presets_and_recommendations():
     for b in BENCHMARKS:
         cfg = preset(b)
