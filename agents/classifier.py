@@ -141,14 +141,12 @@ def _recommended(bench: str) -> dict[str, dict[str, Any]]:
         "ewc": {"lam": ewc, "fisher_batch": 20},
         "ewc_online": {"lam": ewc, "fisher_batch": 20, "gamma": 0.9},
         "si": {"c": si, "epsilon": 0.01},
-        # the lab's RWALK did not normalise F and s, so its lam only fits normalize=False;
-        # the lab's MAS penalty had a 1/2 that ours (the paper's) has not: lam halved. Its
-        # importance was also another quantity (|gradient| of the summed un-squared output
-        # norms of 20-sample batches, vs our per-sample |gradient of the squared norm|), whose
-        # scale differs by a data-dependent factor (~128/||F|| in one probe): this lam is the
-        # lab's number, not a calibrated equivalent
+        # the lab's RWALK did not normalise F and s, so its lam only fits normalize=False
         "rwalk": {"lam": rwalk, "alpha": 0.9, "normalize": False},
-        "mas": {"lam": mas / 2},
+        # the lab's MAS penalty had a 1/2 that ours (the paper's) has not: lam halved; and its
+        # importance was another quantity (|gradient| of the summed un-squared output norms of
+        # 20-sample batches), which estimator='lab' computes: the lab's lam goes with that
+        "mas": {"lam": mas / 2, "estimator": "lab"},
         "hat": {"lam": 0.75, "s_max": 400.0},
     }
 

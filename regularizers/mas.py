@@ -19,6 +19,11 @@ the last task. Loss while learning a new task (eq. 3):
     L(theta) = L_n(theta) + lam * sum_ij Omega_ij * (theta_ij - theta*_ij)^2
 
 without the 1/2 that the lab's code added (its lam = 3 is our lam = 1.5). lam >= 0, default 1.0.
+
+``estimator='lab'`` measures Omega as the AGS-CL lab's code did (the vision presets use it, since
+their lam was tuned for it): Omega_new = (1/N) sum_c | d [sum_{k in c} ||F(x_k)||_2] / d theta |
+over chunks c of 20 samples -- the absolute value of a 20-sample sum of the gradients of the
+*un-squared* norm. Its scale differs from the paper's estimate by a data-dependent factor.
 Only the trunk (everything outside ``model.heads``) is regularised.
 """
 from __future__ import annotations
@@ -44,14 +49,41 @@ def _squared_output_norm(out) -> torch.Tensor:
     return torch.stack([o.square().sum() for o in tensors]).sum()
 
 
+LAB_BATCH = 20
+
+
+def _output_norms(out) -> torch.Tensor:
+    """Per-sample l2 norm of a model output (over all its tensors' last dims)."""
+    outs = out if isinstance(out, (tuple, list)) else (out,)
+    sq = [o.reshape(o.shape[0], -1).square().sum(1) for o in outs if isinstance(o, torch.Tensor)]
+    return torch.stack(sq).sum(0).sqrt()
+
+
 class MAS(QuadraticRegularizer):
     name = "mas"
 
-    def __init__(self, model: nn.Module, lam: float = 1.0):
+    def __init__(self, model: nn.Module, lam: float = 1.0, estimator: str = "paper"):
         self.lam = check_range("lam", lam, lo=0)
+        if estimator not in ("paper", "lab"):
+            raise ValueError(f"hyperparameter estimator={estimator!r} must be 'paper' "
+                             f"(per-sample |grad of the squared output norm|) or 'lab' (the "
+                             f"AGS-CL lab's code: |grad of the summed output norms| of "
+                             f"{LAB_BATCH}-sample batches)")
+        self.estimator = estimator
         self.coef = self.lam
         super().__init__(model)
         self._use_vmap = True
+
+    def _lab_abs_grad_sum(self, x: torch.Tensor, task: int) -> list[torch.Tensor]:
+        """sum over chunks c of 20 samples of | d sum_{k in c} ||F(x_k)||_2 / d theta |."""
+        sums = self._zeros()
+        for xc in x.split(LAB_BATCH):
+            norms = _output_norms(self.model(xc, task))
+            grads = torch.autograd.grad(norms.sum(), self.params, allow_unused=True)
+            for s, g in zip(sums, grads):
+                if g is not None:
+                    s.add_(g.abs())
+        return sums
 
     # --- importance -------------------------------------------------------------------------
     def _abs_grad_sum_vmap(self, x: torch.Tensor, task: int) -> list[torch.Tensor]:
@@ -87,6 +119,8 @@ class MAS(QuadraticRegularizer):
 
     def abs_grad_sum(self, x: torch.Tensor, task: int) -> list[torch.Tensor]:
         """sum over the samples of x of |d ||F(x_k)||^2 / d theta| (per trunk tensor)."""
+        if self.estimator == "lab":
+            return self._lab_abs_grad_sum(x, task)
         if self._use_vmap:
             try:
                 return self._abs_grad_sum_vmap(x, task)

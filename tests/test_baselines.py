@@ -323,6 +323,27 @@ def test_si_penalty_value():
 
 
 # --- MAS ---------------------------------------------------------------------------------------
+def test_mas_lab_estimator_matches_the_labs_loop():
+    """estimator='lab': (1/N) sum over 20-sample chunks of |grad of the summed un-squared
+    output norms|, chunks taken within each batch as given."""
+    model = Tiny()
+    reg = MAS(model, estimator="lab")
+    g = torch.Generator().manual_seed(5)
+    x = torch.randn(45, 3, generator=g, dtype=torch.float64)
+    reg.end_task(0, [(x[:25],), (x[25:],)], None)
+    acc = [torch.zeros_like(p) for p in trunk(model)]
+    for lo, hi in ((0, 20), (20, 25), (25, 45)):
+        model.zero_grad()
+        model(x[lo:hi], 0).norm(2, dim=-1).sum().backward()
+        for a_, p in zip(acc, trunk(model)):
+            a_ += p.grad.abs()
+    for o, a_ in zip(reg.importance, acc):
+        torch.testing.assert_close(o, a_ / 45)
+    with pytest.raises(ValueError, match="estimator"):
+        MAS(Tiny(), estimator="nope")
+
+
+
 def per_sample_mas(model, x, task):
     acc = [torch.zeros_like(p) for p in trunk(model)]
     for i in range(len(x)):

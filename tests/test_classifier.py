@@ -171,7 +171,7 @@ def test_presets_and_recommendations():
         "lam": 400.0, "mu": 10.0, "rho": 0.3, "eta": 0.9, "prox": "epoch"}
     assert recommended_hyperparameters("omniglot", "ewc") == {"lam": 100000.0, "fisher_batch": 20}
     assert recommended_hyperparameters("cub200", "si")["c"] == 50.0
-    assert recommended_hyperparameters("cifar10_100", "mas") == {"lam": 0.5}   # lab lam 1, no 1/2
+    assert recommended_hyperparameters("cifar10_100", "mas") == {"lam": 0.5, "estimator": "lab"}
     assert recommended_hyperparameters("omniglot", "rwalk")["normalize"] is False
     assert recommended_hyperparameters("omniglot", "rwalk")["lam"] == 3000.0
     assert all(v["agscl"]["prox"] == "epoch" for v in RECOMMENDED_HPARAMS.values())
