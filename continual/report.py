@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from . import metrics
-from .runfolder import RunError, write_json
+from .runfolder import RunError, RunFolder, write_json
 
 
 def load_runs(paths) -> list[dict]:
@@ -35,6 +35,8 @@ def load_runs(paths) -> list[dict]:
         res["_config"] = json.loads(cfg_path.read_text()) if cfg_path.exists() else {}
         res["_path"] = str(f.parent)
         res["_label"] = f.parent.name
+        if res.get("status") == "running" and not RunFolder(f.parent).in_use():
+            res["status"] = "stopped (no process holds it; --resume continues it)"
         runs.append(res)
     if not runs:
         raise RunError("report needs at least one run folder")

@@ -119,6 +119,20 @@ class RunFolder:
         f.flush()
         self._lock_file = f
 
+    def in_use(self) -> bool:
+        """Whether another process holds this run now (a "running" status in results.json whose
+        folder is not held means the process stopped without a word: killed or crashed)."""
+        lock = self.path / "run.lock"
+        if fcntl is None or not lock.exists():
+            return False
+        with open(lock, "a+") as f:
+            try:
+                fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError:
+                return True
+            fcntl.flock(f, fcntl.LOCK_UN)
+            return False
+
     def close(self) -> None:
         """Release the run's lock (the process's exit releases it too)."""
         if self._lock_file is not None:

@@ -95,14 +95,20 @@ def test_rl_report_on_runs_still_training(tmp_path):
             "tasks": ["Boxing", "Gopher"], "regularizer": method, "status": "running",
             "global_step": step, "tasks_completed": int(method == "agscl"),
             "eval_curve": curve, **({"reward_matrix": [[30.0]]} if method == "agscl" else {})}))
+    from continual.runfolder import RunFolder
+    holder = RunFolder(tmp_path / "ft")            # fine-tuning's process is still at work
+    holder.open({"command": "atari", "regularizer": "finetune"}, resume=True)
     rep = report([tmp_path / "ft", tmp_path / "ags"], out=str(tmp_path / "rep"))
+    holder.close()
     assert rep["finetune_max_reward"] == [40.0, None]
     ags = [r for r in rep["runs"] if r["method"] == "agscl"][0]
     assert ags["normalised_accumulated_reward"] == pytest.approx([0.75])
     values = [p["value"] for p in ags["normalised_accumulated_reward_curve"]]
     assert values[:2] == pytest.approx([0.25, 0.75]) and values[2] != values[2]   # NaN
     assert "running, task 1/2 (Boxing), step 300; at step 200: 40 / 35" in rep["table"]
-    assert "running, task 2/2 (Gopher), step 500" in rep["table"]
+    # AGS-CL's results say "running" but no process holds its folder: it was killed
+    assert "stopped (no process holds it; --resume continues it), task 2/2 (Gopher), step 500" \
+        in rep["table"]
     assert "(no task finished yet)" in rep["table"]
     for f in ("normalised_accumulated_reward.png", "scores_per_game.png", "report.json"):
         assert (tmp_path / "rep" / f).exists()
