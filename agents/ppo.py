@@ -21,9 +21,9 @@ Choices specific to continual learning (documented here, as the brief asks):
 * **Importance data** (``importance_data``): observations of a fresh rollout of
   ``importance_steps`` env steps (default: one rollout's worth) collected with the task's
   *final* policy on seeded training envs, with the actions that policy sampled. ``loss_fn`` is
-  the negative mean log-likelihood of those actions, -mean log pi(a|s), so EWC's Fisher is the
-  Fisher of the policy estimated with actions sampled from it (a Monte-Carlo estimate of the
-  true Fisher of pi, since a ~ pi(.|s)); AGS-CL's Omega is the trunk's mean activation on the
+  the negative mean log-likelihood of those actions, -mean log pi(a|s), so EWC's (per-sample,
+  ``fisher_batch=1``) Fisher is the Fisher of the policy estimated with actions sampled from it
+  (a Monte-Carlo estimate of the true Fisher of pi, since a ~ pi(.|s)); AGS-CL's Omega is the trunk's mean activation on the
   same observations. A fresh rollout rather than the last training buffer: it reflects the
   final weights, it is the same whether or not the run was interrupted, and checkpoints need
   not carry a rollout buffer (230 MB with the paper preset).
@@ -100,7 +100,8 @@ class PPOConfig:
     eval_sampled: bool = True             # also report the sampled-action score
     # end-of-task importance data (Omega / Fisher)
     importance_steps: int = 0             # 0 = one rollout (num_envs * num_steps)
-    importance_batch_size: int = 32       # EWC: more batches = less noisy Fisher (see docs)
+    importance_batch_size: int = 32       # batches of the importance data (memory per pass;
+                                          # EWC's per-sample Fisher does not depend on it)
     # speed / machine
     device: str = "cpu"
     torch_threads: int = 0                # 0 = leave torch's setting alone
