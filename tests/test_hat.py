@@ -75,6 +75,7 @@ def test_penalty_is_normalised_mask_regulariser():
     assert m.hat_embeddings[0].weight.grad[1].abs().sum() > 0
 
 
+@pytest.mark.filterwarnings("ignore:HAT. only 1 batch")
 def test_gradient_conditioning_on_cumulative_masks():
     torch.manual_seed(0)
     m = CifarNet([2, 2], hat=True)
