@@ -23,6 +23,10 @@ except ImportError:         # pragma: no cover
 RESUME_FREE_KEYS = {"out", "resume", "device", "progress", "threads"}
 
 
+_UMASK = os.umask(0)
+os.umask(_UMASK)
+
+
 class RunError(RuntimeError):
     """A problem with the run folder, with a message that names the fix."""
 
@@ -31,6 +35,7 @@ def _atomic_write_bytes(path: Path, write) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
+        os.chmod(tmp, 0o666 & ~_UMASK)      # mkstemp's 0600 -> what open() would have made
         with os.fdopen(fd, "wb") as f:
             write(f)
             f.flush()
@@ -90,12 +95,14 @@ class RunFolder:
             saved = json.loads(self.config_path.read_text())
             diff = config_differences(saved, config)
             if diff:
+                self.close()
                 raise RunError(
                     f"--resume refused: the run in {self.path} was started with another "
                     f"config ({'; '.join(diff)}); resume with the same arguments, or pass "
                     f"another --out to start a new run")
             return
         if self.config_path.exists():
+            self.close()
             raise RunError(f"{self.path} already holds a run; pass --resume to continue it or "
                            f"another --out for a new run (nothing was overwritten)")
         write_json(self.config_path, config)

@@ -125,6 +125,11 @@ def test_results_and_files(tmp_path):
     assert (tmp_path / "checkpoints" / "task0.pt").exists()
     assert (tmp_path / "plots" / "accuracy_matrix.png").exists()
     assert list((tmp_path / "tb").glob("events.*"))
+    import os
+    umask = os.umask(0)
+    os.umask(umask)
+    for f in ("results.json", "config.json", "checkpoints/task0.pt"):  # not mkstemp's 0600
+        assert (tmp_path / f).stat().st_mode & 0o777 == 0o666 & ~umask
 
 
 def test_resume_equals_uninterrupted(tmp_path):
