@@ -137,29 +137,18 @@ def test_ewc_default_fisher_is_per_sample_whatever_the_batches(vmap):
         torch.testing.assert_close(f, e)
 
 
-def test_ewc_fisher_of_k_sample_means():
-    """fisher_batch=k (the lab's k = 20): each batch split into chunks of k samples."""
+@pytest.mark.parametrize("fisher_batch,chunks", [
+    (2, ((0, 2), (2, 3), (3, 5), (5, 7))),     # k-sample means (the lab's k = 20)
+    (0, ((0, 3), (3, 7))),                     # the batches as given
+])
+def test_ewc_fisher_of_chunk_means_weighted_by_size(fisher_batch, chunks):
+    """F = (1/N) sum_c |c| g_c^2 over chunks c of each given batch ([3, 4] here)."""
     model = Tiny()
-    reg = EWC(model, fisher_batch=2)
+    reg = EWC(model, fisher_batch=fisher_batch)
     x, y = data(2)
     reg.end_task(0, batches_of(x, y, [3, 4]), loss_fn_for(0))
     acc = [torch.zeros_like(p) for p in trunk(model)]
-    for lo, hi in ((0, 2), (2, 3), (3, 5), (5, 7)):
-        model.zero_grad()
-        F.cross_entropy(model(x[lo:hi], 0), y[lo:hi]).backward()
-        for a, p in zip(acc, trunk(model)):
-            a += (hi - lo) * p.grad ** 2
-    for f, a in zip(reg.importance, acc):
-        torch.testing.assert_close(f, a / 7)
-
-
-def test_ewc_fisher_minibatches_weighted_by_size():
-    model = Tiny()
-    reg = EWC(model, fisher_batch=0)
-    x, y = data(2)
-    reg.end_task(0, batches_of(x, y, [3, 4]), loss_fn_for(0))
-    acc = [torch.zeros_like(p) for p in trunk(model)]
-    for lo, hi in ((0, 3), (3, 7)):
+    for lo, hi in chunks:
         model.zero_grad()
         F.cross_entropy(model(x[lo:hi], 0), y[lo:hi]).backward()
         for a, p in zip(acc, trunk(model)):
