@@ -28,6 +28,10 @@ def load_runs(paths) -> list[dict]:
     for p in paths:
         p = Path(p)
         f = p / "results.json" if p.is_dir() else p
+        if not f.exists() and (f.parent / "config.json").exists():
+            print(f"note: {p} is left out: the run has not written results yet (it does at its "
+                  f"first checkpoint)")
+            continue
         if not f.exists():
             raise RunError(f"{p}: no results.json (is it a run folder of train.py?)")
         res = json.loads(f.read_text())

@@ -58,6 +58,11 @@ def test_report_needs_finetune_and_one_stream(tmp_path):
         report([tmp_path / "ags"], out=str(tmp_path / "rep"))
     with pytest.raises(RunError, match="no results.json"):
         report([tmp_path / "nothing"])
+    (tmp_path / "young").mkdir()                    # started, no checkpoint yet: left out
+    (tmp_path / "young" / "config.json").write_text("{}")
+    _write_run(tmp_path / "ft", "finetune", [[1.0]], [])
+    rep = report([tmp_path / "ft", tmp_path / "ags", tmp_path / "young"], out=str(tmp_path / "r"))
+    assert [r["label"] for r in rep["runs"]] == ["ft", "ags"]
 
 
 def test_supervised_report(tmp_path):
