@@ -29,17 +29,21 @@ Choices specific to continual learning (documented here, as the brief asks):
   not carry a rollout buffer (230 MB with the paper preset).
 * **Reproducibility.** All learner randomness (action sampling, minibatch order) comes from a
   ``torch.Generator`` re-seeded from (seed, task, unit) at the start of every unit; the model
-  is initialised from its own seed; environments are created lazily inside ``train_unit`` and
-  (re)seeded there from (seed, task, unit) after every ``checkpoint_boundary()``. So a run
-  resumed from a checkpoint repeats the uninterrupted run bit for bit (games in progress at a
-  checkpoint are cut in both). The boundary keeps the emulators and only re-seeds them at the
-  next unit: a seeded ALE reset reloads the ROM, so a re-seeded env is indistinguishable from a
-  new one (tested), at 0.4-0.8 s instead of 2.4 s for 8 envs. The global torch/numpy RNGs are
-  never used here.
+  is initialised from its own seed; the training games start at each task start, and again
+  every ``ENV_SEGMENT_STEPS`` agent steps per env, from seeds derived from (seed, task, unit),
+  and run on across checkpoints. A checkpoint stores the segment's seed and the actions sent
+  since (uint8, <= 100 KB for the cpu preset); a resumed run resets the envs with that seed and
+  replays the actions, which rebuilds the games exactly (ALE is deterministic given both;
+  tested), so it repeats the uninterrupted run bit for bit. (Until 2026-11-26 every checkpoint
+  ended the games instead: with a checkpoint every 10 units, about a third of the training
+  steps were in games cut before their end, and no game ran past 1280 agent steps. Runs
+  checkpointed by that code keep its behaviour when resumed, so that each stays one run.) A
+  re-seeded ALE reset reloads the ROM, so re-seeding keeps the emulators (tested). The global
+  torch/numpy RNGs are never used here.
 
 Speed (2-core AVX2 machine; ``bench/atari_sps.py``): observations are stored as uint8; the
 update runs channels-last activations (model); the rollout runs under ``torch.inference_mode``;
-a checkpoint boundary re-seeds the emulators instead of re-creating them; evaluation envs are
+a segment restart re-seeds the emulators instead of re-creating them; evaluation envs are
 cached per game. On a CPU shared with other jobs, export ``OMP_WAIT_POLICY=PASSIVE`` before
 torch is imported: libgomp's default spin-waiting made 2-thread inference 50x and the update 3x
 slower as soon as another process used a core. Tried and dropped (no gain or slower): bf16
@@ -189,6 +193,14 @@ PRESETS: dict[str, dict[str, Any]] = {
 }
 
 
+# Emulator restarts: the training games run on across checkpoints; every ENV_SEGMENT_STEPS agent
+# steps per env (and at each task start) all games end and restart from seeds derived from
+# (seed, task, unit). A resumed run replays the actions since the last restart to rebuild the
+# games exactly, so the segment bounds the replay (<= 12,800 x num_envs env steps: ~1 min for
+# the cpu preset) while cutting few games (~1 in 15 of a 800-step game).
+ENV_SEGMENT_STEPS = 12_800
+
+
 class PPOLearner:
     """PPO learner over a stream of Atari games; one multi-head ``ActorCritic`` for all."""
 
@@ -213,6 +225,11 @@ class PPOLearner:
         self._eval_envs: dict[tuple, Any] = {}
         self._next_obs: np.ndarray | None = None
         self._next_done: np.ndarray | None = None
+        # the current env segment: its reset seed and every action sent since (for the replay)
+        self._seg_seed: int | None = None
+        self._seg_actions: list[np.ndarray] = []
+        self._replay: tuple[int, np.ndarray] | None = None
+        self._legacy_restarts = False       # runs checkpointed by older code: see load_state_dict
         self.counters: dict[str, float] = {"env_steps": 0, "train_time": 0.0, "time_env": 0.0,
                                            "time_inference": 0.0, "time_update": 0.0,
                                            "units": 0}
@@ -232,6 +249,7 @@ class PPOLearner:
     def begin_task(self, task: int) -> None:
         self._check_task(task)
         self._reseed = True
+        self._replay = None
         self.task = task
         self.optimizer = self._make_optimizer()
 
@@ -239,10 +257,12 @@ class PPOLearner:
         self._reseed = True
 
     def checkpoint_boundary(self) -> None:
-        """Games in progress end here: the next unit starts them anew from seeds derived from
-        (seed, task, unit), exactly as a run resumed from this checkpoint does."""
-        self._reseed = True
-        self._next_obs = self._next_done = None
+        """Nothing happens to the games in progress: a run resumed from this checkpoint
+        rebuilds them by replaying the segment's actions (``load_state_dict``). Runs
+        checkpointed by older code, which ended the games here, keep doing so."""
+        if self._legacy_restarts:
+            self._reseed = True
+            self._next_obs = self._next_done = None
 
     def close(self) -> None:
         """Release every emulator (training and cached evaluation envs)."""
@@ -272,6 +292,26 @@ class PPOLearner:
         self._next_obs = self.envs.reset(seed=seed)
         self._next_done = np.zeros(cfg.num_envs, dtype=bool)
         self._reseed = False
+        self._seg_seed, self._seg_actions = seed, []
+
+    def _replay_segment(self, task: int) -> None:
+        """Rebuild the games a checkpoint interrupted: reset the envs with the segment's seed and
+        send the recorded actions again (ALE is deterministic given both)."""
+        seed, actions = self._replay
+        self._replay = None
+        cfg, game = self.config, self.task_names[task]
+        if self.envs is None or self._envs_game != game:
+            if self.envs is not None:
+                self.envs.close()
+            self.envs = make_train_env(game, cfg.num_envs, seed, num_threads=cfg.env_threads)
+            self._envs_game = game
+        self._next_obs = self.envs.reset(seed=seed)
+        self._next_done = np.zeros(cfg.num_envs, dtype=bool)
+        for a in actions:
+            self._next_obs, _, self._next_done, _ = self.envs.step(a.astype(np.int64))
+        self.envs.pop_finished()            # those games were logged before the interruption
+        self._reseed = False
+        self._seg_seed, self._seg_actions = seed, list(actions)
 
     # --- one PPO iteration -----------------------------------------------------------------
     def train_unit(self, task: int, unit: int, reg: Any = None) -> dict[str, float]:
@@ -281,7 +321,10 @@ class PPOLearner:
         cfg = self.config
         t_start = time.perf_counter()
         gen = torch.Generator().manual_seed(derive_seed(cfg.seed, "unit", task, unit))
-        if self._reseed or self.envs is None or self._envs_game != self.task_names[task]:
+        if self._replay is not None:
+            self._replay_segment(task)
+        if (self._reseed or self.envs is None or self._envs_game != self.task_names[task]
+                or len(self._seg_actions) >= ENV_SEGMENT_STEPS):
             self._open_envs(task, unit)
         units = self.units_per_task(task)
         lr = cfg.learning_rate * (1.0 - unit / units) if cfg.anneal_lr else cfg.learning_rate
@@ -346,6 +389,7 @@ class PPOLearner:
             values[t] = v
             t1 = time.perf_counter()
             o, r, d, _ = env.step(a.numpy())
+            self._seg_actions.append(a.numpy().astype(np.uint8))
             rewards[t] = torch.from_numpy(r)
             self._next_obs, self._next_done = o, d
             time_inf += t1 - t0
@@ -551,7 +595,18 @@ class PPOLearner:
                 "optimizer": None if self.optimizer is None else self.optimizer.state_dict(),
                 "task": self.task,
                 "counters": dict(self.counters),
-                "task_names": list(self.task_names)}
+                "task_names": list(self.task_names),
+                "env_segment": self._segment_state(),
+                "legacy_restarts": self._legacy_restarts}
+
+    def _segment_state(self) -> dict | None:
+        """The running games, as (seed, actions since the reset); None if the next unit starts
+        new games anyway (task boundary, fresh learner)."""
+        if self._reseed or self.envs is None or self._seg_seed is None or self._legacy_restarts:
+            return None
+        acts = np.stack(self._seg_actions) if self._seg_actions else \
+            np.zeros((0, self.config.num_envs), np.uint8)
+        return {"game": self._envs_game, "seed": int(self._seg_seed), "actions": acts}
 
     def load_state_dict(self, state: dict) -> None:
         if list(state.get("task_names", self.task_names)) != list(self.task_names):
@@ -559,6 +614,11 @@ class PPOLearner:
                              f"has {self.task_names}")
         self.model.load_state_dict(state["model"])
         self._reseed = True
+        # A checkpoint of older code ("env_segment" missing) was a point where that run ended
+        # its games; the run keeps that behaviour so that it stays one consistent run.
+        self._legacy_restarts = bool(state.get("legacy_restarts", "env_segment" not in state))
+        seg = state.get("env_segment")
+        self._replay = None if seg is None else (int(seg["seed"]), np.asarray(seg["actions"]))
         self.task = state.get("task", self.task)
         if state.get("optimizer") is not None:
             if self.optimizer is None:

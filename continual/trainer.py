@@ -262,9 +262,9 @@ class ContinualTrainer:
                 last_unit = s["unit"] == n_units
                 if sch.eval_every and s["unit"] % sch.eval_every == 0 and not last_unit:
                     self._periodic_eval(t, gs)
-                # An interrupt stops at the next periodic checkpoint, not here: a checkpoint is
-                # also a boundary where the learner restarts what it cannot save (running
-                # emulators), so an extra one would make the resumed run differ.
+                # An interrupt stops at the next periodic checkpoint, not here: a learner may
+                # treat a checkpoint as a boundary where it restarts what it cannot save
+                # (``checkpoint_boundary``), so an extra one could make the resumed run differ.
                 periodic = bool(sch.checkpoint_every) and s["unit"] % sch.checkpoint_every == 0
                 if not last_unit and (periodic or (self._stop and not sch.checkpoint_every)):
                     s["task_clock"] = time.perf_counter() - task_start

@@ -203,6 +203,53 @@ def test_resume_after_checkpoint_boundary_is_bit_identical():
     assert d.counters == c.counters
 
 
+def test_games_run_on_across_checkpoints():
+    """A checkpoint no longer ends the games in progress: with boundaries between the units the
+    run is the same as without (games longer than a checkpoint interval can finish)."""
+    cfg = tiny()
+    outs = []
+    for boundaries in (False, True):
+        a = PPOLearner(cfg, "Gopher")
+        a.begin_task(0)
+        o = []
+        for u in range(3):
+            o.append(strip(a.train_unit(0, u, Regularizer(a.model))))
+            if boundaries:
+                a.checkpoint_boundary()
+        outs.append((o, [p.detach().clone() for p in a.model.parameters()]))
+        assert len(a._seg_actions) == 3 * cfg.num_steps          # one segment throughout
+    assert outs[0][0] == outs[1][0]
+    assert all(torch.equal(p, q) for p, q in zip(outs[0][1], outs[1][1]))
+
+
+def test_resume_across_a_segment_restart_and_legacy_states(monkeypatch):
+    import agents.ppo as ppo
+    monkeypatch.setattr(ppo, "ENV_SEGMENT_STEPS", 20)      # games restart after 2 units of 16
+    cfg = tiny()
+    a = PPOLearner(cfg, "Gopher")
+    a.begin_task(0)
+    out_a = [strip(a.train_unit(0, u, Regularizer(a.model))) for u in range(4)]
+    b = PPOLearner(cfg, "Gopher")
+    b.begin_task(0)
+    out_b = [strip(b.train_unit(0, u, Regularizer(b.model))) for u in range(3)]
+    state = _roundtrip(b.state_dict())
+    assert state["env_segment"]["actions"].shape == (16, cfg.num_envs)   # unit 2 began anew
+    c = PPOLearner(cfg, "Gopher")
+    c.begin_task(0)
+    c.load_state_dict(state)
+    out_b.append(strip(c.train_unit(0, 3, Regularizer(c.model))))
+    assert out_a == out_b
+    # a checkpoint of older code (no env_segment): that run keeps ending its games there
+    old = {k: v for k, v in state.items() if k not in ("env_segment", "legacy_restarts")}
+    d = PPOLearner(cfg, "Gopher")
+    d.begin_task(0)
+    d.load_state_dict(old)
+    d.train_unit(0, 3, Regularizer(d.model))
+    assert d._segment_state() is None and d._legacy_restarts
+    d.checkpoint_boundary()
+    assert d._reseed and _roundtrip(d.state_dict())["legacy_restarts"]
+
+
 def test_load_state_for_other_games_is_refused():
     a = PPOLearner(tiny(), "Boxing")
     b = PPOLearner(tiny(), "Gopher")
