@@ -279,11 +279,13 @@ class PPOLearner:
             raise ValueError(f"task {task} is not in this stream of {len(self.task_names)} "
                              f"games ({', '.join(self.task_names)})")
 
-    def _open_envs(self, task: int, unit: int) -> None:
-        """Create the task's training envs if needed and seed them from (seed, task, unit)."""
+    def _open_envs(self, task: int, unit: int, seed: int | None = None) -> None:
+        """Create the task's training envs if needed and reset them with ``seed`` (default:
+        derived from (seed, task, unit)): a new segment of games."""
         cfg = self.config
         game = self.task_names[task]
-        seed = derive_seed(cfg.seed, "train-envs", task, unit)
+        if seed is None:
+            seed = derive_seed(cfg.seed, "train-envs", task, unit)
         if self.envs is None or self._envs_game != game:
             if self.envs is not None:
                 self.envs.close()
@@ -299,19 +301,11 @@ class PPOLearner:
         send the recorded actions again (ALE is deterministic given both)."""
         seed, actions = self._replay
         self._replay = None
-        cfg, game = self.config, self.task_names[task]
-        if self.envs is None or self._envs_game != game:
-            if self.envs is not None:
-                self.envs.close()
-            self.envs = make_train_env(game, cfg.num_envs, seed, num_threads=cfg.env_threads)
-            self._envs_game = game
-        self._next_obs = self.envs.reset(seed=seed)
-        self._next_done = np.zeros(cfg.num_envs, dtype=bool)
+        self._open_envs(task, -1, seed=seed)
         for a in actions:
             self._next_obs, _, self._next_done, _ = self.envs.step(a.astype(np.int64))
         self.envs.pop_finished()            # those games were logged before the interruption
-        self._reseed = False
-        self._seg_seed, self._seg_actions = seed, list(actions)
+        self._seg_actions = list(actions)
 
     # --- one PPO iteration -----------------------------------------------------------------
     def train_unit(self, task: int, unit: int, reg: Any = None) -> dict[str, float]:
