@@ -596,6 +596,9 @@ class PPOLearner:
     def _segment_state(self) -> dict | None:
         """The running games, as (seed, actions since the reset); None if the next unit starts
         new games anyway (task boundary, fresh learner)."""
+        if self._replay is not None:            # loaded, not replayed yet: pass it on
+            seed, acts = self._replay
+            return {"game": self.task_names[self.task], "seed": seed, "actions": acts}
         if self._reseed or self.envs is None or self._seg_seed is None or self._legacy_restarts:
             return None
         acts = np.stack(self._seg_actions) if self._seg_actions else \

@@ -237,6 +237,11 @@ def test_resume_across_a_segment_restart_and_legacy_states(monkeypatch):
     c = PPOLearner(cfg, "Gopher")
     c.begin_task(0)
     c.load_state_dict(state)
+    again = PPOLearner(cfg, "Gopher")              # loaded and saved again before a unit
+    again.begin_task(0)
+    again.load_state_dict(state)
+    assert np.array_equal(_roundtrip(again.state_dict())["env_segment"]["actions"],
+                          state["env_segment"]["actions"])
     out_b.append(strip(c.train_unit(0, 3, Regularizer(c.model))))
     assert out_a == out_b
     # a checkpoint of older code (no env_segment): that run keeps ending its games there
