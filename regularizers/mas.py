@@ -34,9 +34,7 @@ import torch
 from torch import nn
 
 from .base import Batch, LossFn, check_range
-from .ewc import QuadraticRegularizer
-
-_CHUNK_ELEMENTS = 1 << 24       # per-sample gradients held at once: chunk * (#trunk weights)
+from .ewc import _CHUNK_ELEMENTS, QuadraticRegularizer
 
 
 def _squared_output_norm(out) -> torch.Tensor:
