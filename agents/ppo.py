@@ -201,6 +201,11 @@ PRESETS: dict[str, dict[str, Any]] = {
 ENV_SEGMENT_STEPS = 12_800
 
 
+# the per-minibatch statistics of an update (train_unit reports their means, "loss" aside)
+_STATS = ("policy_loss", "value_loss", "entropy", "approx_kl", "clipfrac", "grad_norm",
+          "penalty", "loss")
+
+
 class PPOLearner:
     """PPO learner over a stream of Atari games; one multi-head ``ActorCritic`` for all."""
 
@@ -429,13 +434,15 @@ class PPOLearner:
         b_values = roll["values"].reshape(B).to(dev)
         params = [p for p in self.model.parameters() if p.requires_grad]
         clip = cfg.clip_coef
-        sums = dict(policy_loss=0.0, value_loss=0.0, entropy=0.0, approx_kl=0.0, clipfrac=0.0,
-                    grad_norm=0.0, penalty=0.0)
+        # Each minibatch's statistics stay on the device and are read once per epoch: reading
+        # them per minibatch (.item()) would make the CPU wait for the GPU 9 times a minibatch.
+        rows = torch.empty((cfg.update_epochs * cfg.num_minibatches, len(_STATS)), device=dev)
+        zero = torch.zeros((), device=dev)
         n = 0
         for epoch in range(cfg.update_epochs):
             reg.begin_epoch(cfg.num_minibatches)
             perm = torch.randperm(B, generator=gen).to(dev)
-            approx_kl_epoch = 0.0
+            first = n
             for i in range(cfg.num_minibatches):
                 idx = perm[i * mb:(i + 1) * mb]
                 logits, newvalue = self.model(b_obs[idx], task)
@@ -461,42 +468,44 @@ class PPOLearner:
                     v_loss = 0.5 * ((newvalue - b_returns[idx]) ** 2).mean()
                 penalty = reg.penalty()
                 loss = pg_loss - cfg.ent_coef * entropy + cfg.vf_coef * v_loss + penalty
-                if not torch.isfinite(loss):
-                    raise FloatingPointError(
-                        f"PPO loss is {loss.item()} on task {task} ({self.task_names[task]}), "
-                        f"unit {unit}, epoch {epoch}, minibatch {i}: policy loss "
-                        f"{pg_loss.item()}, value loss {v_loss.item()}, entropy "
-                        f"{entropy.item()}, regularizer penalty {float(penalty)}")
                 self.optimizer.zero_grad(set_to_none=True)
                 loss.backward()
                 reg.before_step()            # raw gradients (SI/RWALK path integrals, HAT)
                 grad_norm = nn.utils.clip_grad_norm_(params, cfg.max_grad_norm)
-                if not torch.isfinite(grad_norm):
-                    raise FloatingPointError(
-                        f"PPO gradient norm is {grad_norm.item()} on task {task} "
-                        f"({self.task_names[task]}), unit {unit}, epoch {epoch}, minibatch {i} "
-                        f"(loss {loss.item()})")
                 self.optimizer.step()
                 reg.after_step(lr)
-                sums["policy_loss"] += pg_loss.item()
-                sums["value_loss"] += v_loss.item()
-                sums["entropy"] += entropy.item()
-                sums["approx_kl"] += approx_kl.item()
-                sums["clipfrac"] += clipfrac.item()
-                sums["grad_norm"] += grad_norm.item()
-                sums["penalty"] += float(penalty.detach()) if torch.is_tensor(penalty) \
-                    else float(penalty)
-                approx_kl_epoch = approx_kl.item()
+                rows[n] = torch.stack([pg_loss.detach(), v_loss.detach(), entropy.detach(),
+                                       approx_kl, clipfrac, grad_norm.detach().float(),
+                                       (zero + penalty).detach().float(), loss.detach()])
                 n += 1
+            epoch_rows = rows[first:n].cpu()                # the epoch's one wait for the device
+            self._check_finite(epoch_rows, task, unit, epoch)
             reg.after_epoch(lr)
-            if cfg.target_kl is not None and approx_kl_epoch > cfg.target_kl:
+            last_kl = float(epoch_rows[-1, _STATS.index("approx_kl")])
+            if cfg.target_kl is not None and last_kl > cfg.target_kl:
                 break
-        out = {k: v / max(n, 1) for k, v in sums.items()}
+        means = rows[:n].double().mean(0).tolist()
+        out = {k: means[j] for j, k in enumerate(_STATS) if k != "loss"}
         y_pred, y_true = roll["values"].reshape(-1), returns.reshape(-1)
         var_y = y_true.var().item()
         out["explained_variance"] = float("nan") if var_y == 0 else \
             1.0 - (y_true - y_pred).var().item() / var_y
         return out
+
+    def _check_finite(self, epoch_rows: torch.Tensor, task: int, unit: int, epoch: int) -> None:
+        """A non-finite loss or gradient norm in the epoch stops the run, naming the first
+        minibatch it happened in (the parameters are lost with the unit: the trainer keeps the
+        last good checkpoint)."""
+        L, G = _STATS.index("loss"), _STATS.index("grad_norm")
+        bad = ~torch.isfinite(epoch_rows[:, [L, G]]).all(1)
+        if bool(bad.any()):
+            i = int(bad.nonzero()[0])
+            r = dict(zip(_STATS, epoch_rows[i].tolist()))
+            raise FloatingPointError(
+                f"PPO loss is {r['loss']} (gradient norm {r['grad_norm']}) on task {task} "
+                f"({self.task_names[task]}), unit {unit}, epoch {epoch}, minibatch {i}: policy "
+                f"loss {r['policy_loss']}, value loss {r['value_loss']}, entropy "
+                f"{r['entropy']}, regularizer penalty {r['penalty']}")
 
     # --- importance data, evaluation -------------------------------------------------------
     def importance_data(self, task: int):

@@ -2,6 +2,7 @@
 
     python bench/atari_sps.py                       # Boxing, cpu preset, fine-tuning
     python bench/atari_sps.py --game Gopher --updates 6 --num-envs 8 --regularizer agscl
+    python bench/atari_sps.py --device cuda --preset paper          # on a GPU machine (128 envs)
 
 Prints the machine (CPU model, cores, load average before/after: the box may be shared with
 other jobs, which makes every number here noisy; compare runs made back to back), the exact
@@ -53,7 +54,8 @@ def machine() -> dict:
             "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY"),
             "torch_cpu_capability": torch.backends.cpu.get_cpu_capability(),
             "python": platform.python_version(), "torch": torch.__version__,
-            "ale_py": ale_py.__version__, "torch_threads": torch.get_num_threads()}
+            "ale_py": ale_py.__version__, "torch_threads": torch.get_num_threads(),
+            "gpu": (torch.cuda.get_device_name(0) if torch.cuda.is_available() else None)}
 
 
 def loadavg() -> str:
@@ -89,7 +91,8 @@ def _learner(args, regularizer: str):
     from envs.atari import canonical_game
     cfg = PPOConfig.from_preset(args.preset, num_envs=args.num_envs,
                                 channels_last=args.channels_last,
-                                torch_threads=args.torch_threads, env_threads=args.env_threads)
+                                torch_threads=args.torch_threads, env_threads=args.env_threads,
+                                device=args.device)
     game = canonical_game(args.game)
     first = "Gopher" if game != "Gopher" else "Boxing"
     learner = PPOLearner(cfg, [first, game])
@@ -116,9 +119,22 @@ def ppo_sps(args) -> dict[str, list[dict]]:
             print(f"  {n:9s} unit {unit}: {out['sps']:6.1f} SPS  env {out['time_env']:.2f}s  "
                   f"inference {out['time_inference']:.2f}s  update {out['time_update']:.2f}s  "
                   f"(total {out['time_total']:.2f}s)", flush=True)
+    if args.profile:
+        profile_unit(args, *next(iter(runs.values())), unit=args.updates)
     for learner, _ in runs.values():
         learner.close()
     return rows
+
+
+def profile_unit(args, learner, reg, unit: int) -> None:
+    """One more unit of the first regularizer under torch.profiler: the operators with the most
+    host (CPU) time. Host activity only: with CUDA activity as well, the profiler hung on the
+    lent H200 machine (2026-11-26, torch 2.11.0+cu130), and with the learner on a GPU this is
+    untested."""
+    from torch.profiler import ProfilerActivity, profile
+    with profile(activities=[ProfilerActivity.CPU]) as prof:
+        learner.train_unit(1, unit, reg)
+    print(prof.key_averages().table(sort_by="self_cpu_time_total", row_limit=args.profile))
 
 
 def summarise(rows: list[dict]) -> dict:
@@ -137,7 +153,7 @@ def main(argv=None) -> dict:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--game", default="Boxing")
     p.add_argument("--updates", type=int, default=6, help="PPO units to time (first = warm-up)")
-    p.add_argument("--num-envs", type=int, default=8)
+    p.add_argument("--num-envs", type=int, default=None, help="default: the preset's")
     p.add_argument("--preset", default="cpu")
     p.add_argument("--regularizer", default="finetune",
                    help="one name or a comma list, e.g. finetune,agscl,ewc (timed interleaved)")
@@ -145,12 +161,19 @@ def main(argv=None) -> dict:
     p.add_argument("--repeats", type=int, default=3, help="raw env repeats")
     p.add_argument("--torch-threads", type=int, default=0)
     p.add_argument("--env-threads", type=int, default=0)
+    p.add_argument("--device", default="cpu", help="torch device of the learner, e.g. cuda")
     p.add_argument("--channels-last", action=argparse.BooleanOptionalAction, default=True)
     p.add_argument("--skip-raw", action="store_true")
+    p.add_argument("--profile", type=int, default=0, metavar="ROWS",
+                   help="profile one more unit of the first regularizer (host time, CPU learner); "
+                        "print the top ROWS ops")
     p.add_argument("--json", type=str, default=None, help="also write the results here")
     args = p.parse_args(argv)
     if args.torch_threads:
         torch.set_num_threads(args.torch_threads)
+    if args.num_envs is None:
+        from agents.ppo import PRESETS
+        args.num_envs = PRESETS.get(args.preset, PRESETS["cpu"])["num_envs"]
 
     info = machine()
     cmd = "python " + " ".join(shlex.quote(a) for a in [sys.argv[0], *(argv or sys.argv[1:])])
@@ -158,7 +181,7 @@ def main(argv=None) -> dict:
     print(f"machine: {info['cpu']}, {info['cores']} cores, SIMD {'/'.join(info['simd'])} "
           f"(torch: {info['torch_cpu_capability']}), torch {info['torch']} "
           f"({info['torch_threads']} threads, OMP_WAIT_POLICY={info['omp_wait_policy']}), "
-          f"ale-py {info['ale_py']}")
+          f"ale-py {info['ale_py']}" + (f", GPU {info['gpu']}" if info["gpu"] else ""))
     print(f"load average before: {loadavg()}  (shared machine: numbers are noisy)")
     res = {"command": cmd, "machine": info, "load_before": loadavg(), "args": vars(args)}
 
@@ -170,7 +193,7 @@ def main(argv=None) -> dict:
               f"({', '.join(f'{x:.0f}' for x in raw)})")
 
     print(f"PPO ({args.preset} preset, {args.num_envs} envs, channels_last "
-          f"{args.channels_last}) on {args.game}, task 2 of 2 (after the first game's end_task):")
+          f"{args.channels_last}, device {args.device}) on {args.game}, task 2 of 2 (after the first game's end_task):")
     res["ppo"] = {}
     base = None
     for name, rows in ppo_sps(args).items():

@@ -38,6 +38,10 @@ def code_version() -> dict:
 
 
 def _version(pkg: str) -> str | None:
+    """The installed version; torch's as ``torch.__version__`` says it once torch is imported,
+    with the build tag (``+cpu``, ``+cu130``) that some builds leave out of their metadata."""
+    if pkg == "torch" and "torch" in sys.modules:
+        return str(sys.modules["torch"].__version__)
     try:
         return metadata.version(pkg)
     except metadata.PackageNotFoundError:

@@ -24,3 +24,16 @@ def test_vision_epoch_time_runs_every_hook(capsys):
     for r in rows.values():
         assert len(r["all"]) == 2 and all(t > 0 for t in r["all"])
     assert "seconds per epoch on task 2" in capsys.readouterr().out
+
+
+def test_atari_sps_times_each_regularizer_and_profiles(capsys):
+    bench = _load("atari_sps")
+    res = bench.main(["--num-envs", "2", "--updates", "2", "--skip-raw", "--torch-threads", "1",
+                      "--env-threads", "1", "--regularizer", "finetune,agscl", "--profile", "3"])
+    assert list(res["ppo"]) == ["finetune", "agscl"]
+    for r in res["ppo"].values():
+        assert len(r["units"]) == 2 and r["sps_overall"] > 0
+        assert abs(sum(r["time_split"].values()) - 1) < 0.2      # env + inference + update
+    assert res["args"]["num_envs"] == 2 and res["machine"]["gpu"] is None
+    out = capsys.readouterr().out
+    assert "PPO agscl" in out and "Self CPU" in out              # the profile's table

@@ -13,6 +13,7 @@ from agents.classifier import (PRESETS, RECOMMENDED_HPARAMS, ClassifierConfig,
                                ClassifierLearner, preset, recommended_hyperparameters)
 from envs.vision import BENCHMARKS, make_stream
 from regularizers.base import Regularizer
+from tests.tiny import DEVICE
 
 torch.set_num_threads(1)
 
@@ -27,7 +28,7 @@ def _learner(stream, reg_name="finetune", **over):
     over.setdefault("batch_size", 32)
     torch.manual_seed(0)
     learner = ClassifierLearner(stream, preset("split_digits", "quick", regularizer=reg_name,
-                                               **over))
+                                               **over), device=DEVICE)
     hp = {"agscl": dict(mu=0.5, lam=10.0, prox="epoch")}.get(reg_name, {})
     return learner, regularizers.make(reg_name, learner.model, **hp)
 

@@ -5,12 +5,13 @@ import pytest
 
 import train
 from agents.ppo import PPOLearner
+from tests.tiny import DEVICE
 
 TINY_ATARI = ["atari", "--games", "Boxing,Gopher", "--num-envs", "2", "--num-steps", "16",
               "--update-epochs", "1", "--num-minibatches", "2", "--steps-per-task", "64",
               "--eval-episodes", "1", "--eval-max-steps", "30", "--eval-every", "32",
               "--importance-steps", "32", "--checkpoint-every", "1", "--no-progress",
-              "--threads", "1"]
+              "--threads", "1", "--device", DEVICE]
 
 
 def results(path):
@@ -116,7 +117,7 @@ def test_vision_each_method_offline(tmp_path, reg):
     out = tmp_path / reg
     assert train.main(["vision", "--benchmark", "split_digits", "--regularizer", reg,
                        "--epochs", "1", "--max-tasks", "2", "--no-progress", "--threads", "1",
-                       "--out", str(out)]) == 0
+                       "--device", DEVICE, "--out", str(out)]) == 0
     res = results(out)
     A = res["accuracy_matrix"]
     assert [len(r) for r in A] == [1, 2] and all(0 <= a <= 1 for r in A for a in r)
@@ -135,7 +136,8 @@ def test_vision_same_seed_same_run(tmp_path):
     (a process that used the global RNG before must not change the run)."""
     import torch
     args = ["vision", "--benchmark", "split_digits", "--regularizer", "agscl", "--epochs", "1",
-            "--max-tasks", "2", "--no-progress", "--threads", "1", "--seed", "3"]
+            "--max-tasks", "2", "--no-progress", "--threads", "1", "--seed", "3",
+            "--device", DEVICE]
     assert train.main(args + ["--out", str(tmp_path / "a")]) == 0
     torch.rand(7)                                   # the global RNG moved on in between
     assert train.main(args + ["--out", str(tmp_path / "b")]) == 0

@@ -12,6 +12,7 @@ from agents.ppo import PPOConfig, PPOLearner
 from envs.atari import GAMES, NUM_ACTIONS
 from regularizers.agscl import AGSCL
 from regularizers.base import Regularizer
+from tests.tiny import DEVICE
 
 TIMING = {"sps", "time_env", "time_inference", "time_update", "time_total"}
 
@@ -19,7 +20,7 @@ TIMING = {"sps", "time_env", "time_inference", "time_update", "time_total"}
 def tiny(**kw) -> PPOConfig:
     base = dict(num_envs=2, num_steps=16, update_epochs=1, num_minibatches=2,
                 steps_per_task=64, eval_episodes=2, eval_max_steps=40, importance_steps=32,
-                importance_batch_size=16, seed=3)
+                importance_batch_size=16, seed=3, device=DEVICE)
     base.update(kw)
     return PPOConfig.from_preset("cpu", **base)
 

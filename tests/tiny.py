@@ -1,7 +1,14 @@
-"""Tiny multi-head models shared by the tests."""
+"""Tiny multi-head models shared by the tests, and the device the learners' tests run on."""
+import os
+
 import torch
 from torch import nn
 import torch.nn.functional as F
+
+
+# The learners' tests (PPO, classifier, CLI runs) put their models on this device:
+# `AGSCL_TEST_DEVICE=cuda pytest` runs them on a GPU (bench/gpu_check.sh); the default is the CPU.
+DEVICE = os.environ.get("AGSCL_TEST_DEVICE", "cpu")
 
 
 class TinyMLP(nn.Module):
