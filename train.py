@@ -25,7 +25,7 @@ from pathlib import Path
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 import regularizers
-from continual.report import report
+from continual.report import TRAINING_WINDOW, report
 from continual.runfolder import RunError, RunFolder
 from continual.trainer import ContinualTrainer, NaNLossError, Schedule
 
@@ -150,6 +150,8 @@ def build_parser() -> argparse.ArgumentParser:
     r = sub.add_parser("report", help="compare runs of one stream (needs a fine-tuning run)")
     r.add_argument("runs", nargs="+")
     r.add_argument("--out", default=None, help="folder for report.json and plots")
+    r.add_argument("--window", type=int, default=TRAINING_WINDOW,
+                   help="Atari: env steps per window of the training-score table")
     return ap
 
 
@@ -269,7 +271,9 @@ def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
     try:
         if args.command == "report":
-            rep = report(args.runs, args.out)
+            if args.window < 1:
+                raise RunError(f"--window {args.window}: must be a number of env steps >= 1")
+            rep = report(args.runs, args.out, args.window)
             print(rep["table"])
             out = Path(args.out) if args.out else Path(args.runs[0]).parent
             print(f"\nreport.json and plots in {out}")

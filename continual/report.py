@@ -4,7 +4,9 @@ RL (reward matrices): the normalised accumulated reward of Figure 7 -- each task
 score divided by the maximum score the fine-tuning run reached on that task (over its whole
 evaluation history), summed over the tasks learned so far -- after each task (table) and over
 training (plot, from the periodic evaluations); from greedy evaluations (the paper's) and from
-sampled-action ones (``*_sampled``), and each game's raw score over training.
+sampled-action ones (``*_sampled``), and each game's raw score over training; and the
+training games' raw scores (TensorBoard ``train/episode_return``, weighted by
+``train/episodes``) per window of environment steps of each task: the learning curves.
 
 Supervised (accuracy matrices): average accuracy, plasticity P and stability S (eq. 15-16,
 the fine-tuning run as A*), backward transfer, regularisation memory relative to EWC
@@ -135,8 +137,53 @@ def _rl_summary(rep: dict) -> dict:
         out[method] = sm
     return out
 
+TRAINING_WINDOW = 200_000      # env steps per window of the training-score table
 
-def rl_report(runs: list[dict], out: Path | None) -> dict:
+
+def training_returns(run_path: str) -> list[tuple[int, float, float]]:
+    """(step, mean raw score, games) of the training games that ended in each PPO unit, from the
+    run's TensorBoard events (``train/episode_return``, ``train/episodes``); [] if none."""
+    tb = Path(run_path) / "tb"
+    if not tb.is_dir():
+        return []
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+    ea = EventAccumulator(str(tb), size_guidance={"scalars": 0})
+    ea.Reload()
+    tags = ea.Tags().get("scalars", [])
+    if "train/episode_return" not in tags:
+        return []
+    games = {e.step: e.value for e in ea.Scalars("train/episodes")} \
+        if "train/episodes" in tags else {}
+    ret = {e.step: e.value for e in ea.Scalars("train/episode_return")}   # a step once
+    return [(s, ret[s], games.get(s, 1.0)) for s in sorted(ret)]
+
+
+def task_spans(r: dict) -> list[tuple[int, int]]:
+    """(first step, last step) of each task a run has started: tasks end at the steps of its
+    task-end evaluations; the current task runs to the last step trained."""
+    ends = [c["step"] for c in r.get("eval_curve", []) if c.get("task_end")]
+    spans = list(zip([0] + ends, ends))
+    if len(ends) < len(r["tasks"]) and (r.get("global_step") or 0) > (ends[-1] if ends else 0):
+        spans.append((ends[-1] if ends else 0, int(r["global_step"])))
+    return spans
+
+
+def training_windows(points, spans, tasks, window: int = TRAINING_WINDOW) -> list[dict]:
+    """Mean raw score of the training games that ended in each ``window`` env steps of each
+    task (a unit's point at step s covers the steps (s - unit, s]), weighted by games."""
+    out = []
+    for i, (lo, hi) in enumerate(spans):
+        for a in range(lo, hi, window):
+            b = min(a + window, hi)
+            sel = [(v, g) for s, v, g in points if a < s <= b and g > 0]
+            n = sum(g for _, g in sel)
+            out.append({"task": i, "game": tasks[i], "from_step": a - lo, "to_step": b - lo,
+                        "mean_return": (sum(v * g for v, g in sel) / n) if n else None,
+                        "games": int(round(n))})
+    return out
+
+
+def rl_report(runs: list[dict], out: Path | None, window: int = TRAINING_WINDOW) -> dict:
     """Figure 7 for runs of one stream, from greedy evaluations (the paper's protocol) and,
     where the runs have them, from sampled-action evaluations (each normalised by fine-tuning's
     best score of the same kind). Runs still in training are reported as far as they got
@@ -171,7 +218,11 @@ def rl_report(runs: list[dict], out: Path | None) -> dict:
                              if k in c} for c in r.get("eval_curve", [])]
         rr["sps"] = r.get("sps")
         rr["regularizer_memory_bytes"] = r.get("regularizer_memory_bytes")
+        rr["training_returns"] = training_returns(r["_path"])
+        rr["training_windows"] = training_windows(rr["training_returns"], task_spans(r),
+                                                  tasks, window)
         rep["runs"].append(rr)
+    rep["training_window"] = window
     rep["summary"] = _rl_summary(rep)
     lines = _nar_table(rep, "", "Figure 7, greedy actions: the paper's protocol")
     if any(rr["reward_matrix_sampled"] for rr in rep["runs"]):
@@ -186,6 +237,16 @@ def rl_report(runs: list[dict], out: Path | None) -> dict:
             line += f"; at step {c['step']:,}: {g}" + (f" / {smp}" if smp else "") \
                 + f" (normalised accumulated {v:.3f})"
         lines.append(line)
+    if any(rr["training_windows"] for rr in rep["runs"]):
+        lines.append(f"\ntraining games: mean raw score per {window:,} env steps of each task "
+                     f"(games that ended in the window; the last window may be partial):")
+        for rr in rep["runs"]:
+            for i, name in enumerate(tasks):
+                ws = [w for w in rr["training_windows"] if w["task"] == i]
+                if ws:
+                    vals = ", ".join("-" if w["mean_return"] is None else
+                                     f"{w['mean_return']:.0f}" for w in ws)
+                    lines.append(f"  {rr['label'][:27]:<28}{name:<14}{vals}")
     for rr in rep["runs"]:
         for matrix, what in (("reward_matrix", "greedy"), ("reward_matrix_sampled", "sampled")):
             if matrix == "reward_matrix_sampled" and not rr[matrix]:
@@ -199,6 +260,8 @@ def rl_report(runs: list[dict], out: Path | None) -> dict:
     if out is not None:
         _plot_rl(rep, out)
         _plot_scores_per_game(rep, out)
+        if any(rr["training_returns"] for rr in rep["runs"]):
+            _plot_training_scores(rep, runs, out)
     return rep
 
 
@@ -259,6 +322,40 @@ def _plot_scores_per_game(rep: dict, out: Path) -> None:
         axes[0][0].legend(fontsize=7)
     fig.tight_layout()
     fig.savefig(out / "scores_per_game.png", dpi=120)
+    plt.close(fig)
+
+
+def _plot_training_scores(rep: dict, runs: list[dict], out: Path, smooth: int = 25) -> None:
+    """One panel per game: every run's training-game raw score over the steps of that task
+    (the mean over a sliding window of ``smooth`` units, weighted by games)."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    tasks = rep["tasks"]
+    fig, axes = plt.subplots(1, len(tasks), figsize=(3.6 * len(tasks), 3.4), squeeze=False)
+    colours = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    for k, (rr, r) in enumerate(zip(rep["runs"], runs)):
+        pts = rr["training_returns"]
+        for j, (lo, hi) in enumerate(task_spans(r)):
+            seg = [(s, v, g) for s, v, g in pts if lo < s <= hi and g > 0]
+            if not seg:
+                continue
+            xs, ys = [], []
+            for m in range(len(seg)):
+                win = seg[max(0, m - smooth + 1):m + 1]
+                n = sum(g for _, _, g in win)
+                xs.append(seg[m][0] - lo)
+                ys.append(sum(v * g for _, v, g in win) / n)
+            axes[0][j].plot(xs, ys, color=colours[k % len(colours)], lw=1,
+                            label=rr["label"] if j == 0 else None)
+    for j, name in enumerate(tasks):
+        axes[0][j].set_title(name, fontsize=10)
+        axes[0][j].set_xlabel("environment steps in this task")
+    axes[0][0].set_ylabel("training games' raw score")
+    if axes[0][0].get_legend_handles_labels()[0]:
+        axes[0][0].legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(out / "training_scores.png", dpi=120)
     plt.close(fig)
 
 
@@ -421,13 +518,13 @@ def _plot_supervised(rep: dict, out: Path) -> None:
         plt.close(fig)
 
 
-def report(paths, out: str | None = None) -> dict:
+def report(paths, out: str | None = None, window: int = TRAINING_WINDOW) -> dict:
     runs = load_runs(paths)
     out_dir = Path(out) if out else Path(runs[0]["_path"]).parent
     out_dir.mkdir(parents=True, exist_ok=True)
     # runs written before the trainer always listed its matrix: an Atari run's config says so
     if "reward_matrix" in runs[0] or runs[0]["_config"].get("command") == "atari":
-        rep = rl_report(runs, out_dir)
+        rep = rl_report(runs, out_dir, window)
     elif runs[0].get("accuracy_matrix"):
         rep = supervised_report(runs, out_dir)
     else:

@@ -190,3 +190,25 @@ def test_rl_report_reference_is_the_best_of_all_finetuning_runs(tmp_path):
     for order in (("ft0", "ft1", "ags"), ("ags", "ft1", "ft0")):
         rep = report([tmp_path / n for n in order], out=str(tmp_path / "rep"))
         assert rep["finetune_max_reward"] == [30.0, 100.0]
+
+
+def test_rl_report_training_scores_per_window_from_tensorboard(tmp_path):
+    """The training games' score per window of each task, weighted by games, from the run's
+    TensorBoard events; a unit's point at step s covers (s - unit, s]."""
+    from torch.utils.tensorboard import SummaryWriter
+    _write_run(tmp_path / "ft", "finetune", [[10.0]],
+               [{"step": 40, "score": [10.0], "task_end": True}])
+    res = json.loads((tmp_path / "ft" / "results.json").read_text())
+    (tmp_path / "ft" / "results.json").write_text(json.dumps(dict(res, global_step=60)))
+    w = SummaryWriter(str(tmp_path / "ft" / "tb"))
+    for step, ret, games in ((10, 1.0, 1), (20, 3.0, 3), (40, 2.0, 2), (50, 7.0, 1)):
+        w.add_scalar("train/episode_return", ret, step)
+        w.add_scalar("train/episodes", games, step)
+    w.close()
+    rep = report([tmp_path / "ft"], out=str(tmp_path / "rep"), window=20)
+    ws = rep["runs"][0]["training_windows"]
+    assert [(x["game"], x["from_step"], x["to_step"], x["games"]) for x in ws] == [
+        ("Boxing", 0, 20, 4), ("Boxing", 20, 40, 2), ("Gopher", 0, 20, 1)]
+    assert [x["mean_return"] for x in ws] == pytest.approx([(1 * 1 + 3 * 3) / 4, 2.0, 7.0])
+    assert "training games: mean raw score per 20 env steps" in rep["table"]
+    assert (tmp_path / "rep" / "training_scores.png").exists()
