@@ -194,7 +194,7 @@ def _default_out(kind: str, reg: str) -> str:
 
 def run_atari(args) -> dict:
     import torch
-    from agents.ppo import PPOConfig, PPOLearner
+    from agents.ppo import LATER_FIELDS, PPOConfig, PPOLearner
     from envs.atari import GAMES, parse_games
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -214,7 +214,8 @@ def run_atari(args) -> dict:
     eval_every = args.eval_every if args.eval_every is not None else cfg.steps_per_task // 10
     schedule = Schedule(eval_every=max(1, eval_every // per_unit) if eval_every else 0,
                         checkpoint_every=args.checkpoint_every or max(1, min(50, units // 4)))
-    ppo = {k: v for k, v in cfg.to_dict().items() if k not in MACHINE_KEYS}
+    ppo = {k: v for k, v in cfg.to_dict().items() if k not in MACHINE_KEYS
+           and not (k in LATER_FIELDS and v == LATER_FIELDS[k])}
     config = {"command": "atari", "games": games, "regularizer": args.regularizer,
               "regularizer_hparams": hp, "ppo": ppo, "eval_every_steps": eval_every,
               "schedule": dataclasses.asdict(schedule), "device": args.device,

@@ -46,8 +46,9 @@ update runs channels-last activations (model); the rollout runs under ``torch.in
 a segment restart re-seeds the emulators instead of re-creating them; evaluation envs are
 cached per game. On a CPU shared with other jobs, export ``OMP_WAIT_POLICY=PASSIVE`` before
 torch is imported: libgomp's default spin-waiting made 2-thread inference 50x and the update 3x
-slower as soon as another process used a core. Tried and dropped (no gain or slower): bf16
-autocast (this CPU has AVX2 only, no AVX-512/BF16: 10x slower), overlapping env stepping of
+slower as soon as another process used a core. ``bf16=True`` autocasts the forward passes to
+bfloat16, for CPUs with BF16 instructions and GPUs (off by default: this AVX2 CPU has no BF16
+and ran it 10x slower). Tried and dropped (no gain or slower): overlapping env stepping of
 one half of the envs with inference of the other half (no gain: both already use both cores),
 1-thread inference, space-to-depth for conv1 (no gain once channels-last).
 """
@@ -111,6 +112,10 @@ class PPOConfig:
     torch_threads: int = 0                # 0 = leave torch's setting alone
     env_threads: int = 0                  # ALE worker threads; 0 = min(num_envs, cores)
     channels_last: bool = True
+    # bf16 autocast of the model's forward passes in rollouts, updates and evaluation (losses,
+    # optimizer, regularizers and importance data stay float32). Worth it only where the CPU has
+    # BF16 instructions (AVX-512-BF16, AMX) or on a GPU; on AVX2 it was 10x slower.
+    bf16: bool = False
 
     @property
     def batch_size(self) -> int:
@@ -168,6 +173,9 @@ class PPOConfig:
             need(math.isfinite(v) and v >= 0, f"{k}={getattr(self, k)!r} must be >= 0")
         need(self.target_kl is None or float(self.target_kl) > 0,
              f"target_kl={self.target_kl!r} must be None or > 0")
+        for k in ("bf16", "channels_last", "anneal_lr", "clip_vloss", "norm_adv", "eval_sampled"):
+            v = getattr(self, k)
+            need(isinstance(v, bool), f"{k}={v!r} must be true or false")
         need(self.arch in ARCHS, f"arch={self.arch!r} must be one of {', '.join(ARCHS)}")
         try:
             torch.device(self.device)
@@ -204,6 +212,11 @@ ENV_SEGMENT_STEPS = 12_800
 # the per-minibatch statistics of an update (train_unit reports their means, "loss" aside)
 _STATS = ("policy_loss", "value_loss", "entropy", "approx_kl", "clipfrac", "grad_norm",
           "penalty", "loss")
+
+
+# Fields added after runs existed, with the value those runs had: a run config records them only
+# when they differ from it, so that older runs still resume (their config has no such key).
+LATER_FIELDS: dict[str, Any] = {"bf16": False}
 
 
 class PPOLearner:
@@ -357,9 +370,13 @@ class PPOLearner:
             out["episodes"] = float(len(finished))
         return out
 
+    def _autocast(self):
+        return torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.config.bf16)
+
     @torch.inference_mode()
     def _policy_step(self, obs: torch.Tensor, task: int, gen: torch.Generator):
-        logits, value = self.model(obs, task)
+        with self._autocast():
+            logits, value = self.model(obs, task)
         logp_all = F.log_softmax(logits.float(), dim=-1).cpu()
         action = torch.multinomial(logp_all.exp(), 1, generator=gen).squeeze(1)
         logprob = logp_all.gather(1, action[:, None]).squeeze(1)
@@ -394,7 +411,7 @@ class PPOLearner:
             time_inf += t1 - t0
             time_env += time.perf_counter() - t1
         t0 = time.perf_counter()
-        with torch.inference_mode():
+        with torch.inference_mode(), self._autocast():
             next_value = self.model(torch.from_numpy(self._next_obs).to(dev), task)[1].float().cpu()
         next_done = torch.from_numpy(self._next_done).float()
         time_inf += time.perf_counter() - t0
@@ -445,7 +462,8 @@ class PPOLearner:
             first = n
             for i in range(cfg.num_minibatches):
                 idx = perm[i * mb:(i + 1) * mb]
-                logits, newvalue = self.model(b_obs[idx], task)
+                with self._autocast():
+                    logits, newvalue = self.model(b_obs[idx], task)
                 logp_all = F.log_softmax(logits.float(), dim=-1)
                 newlogprob = logp_all.gather(1, b_actions[idx, None]).squeeze(1)
                 entropy = -(logp_all.exp() * logp_all).sum(-1).mean()
@@ -552,7 +570,7 @@ class PPOLearner:
     def policy_fn(self, task: int):
         """obs (uint8 numpy) -> logits, for ``envs.atari.evaluate``."""
         def fn(obs: np.ndarray) -> torch.Tensor:
-            with torch.inference_mode():
+            with torch.inference_mode(), self._autocast():
                 return self.model(torch.from_numpy(obs).to(self.device), task)[0].float().cpu()
         return fn
 

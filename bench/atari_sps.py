@@ -92,7 +92,7 @@ def _learner(args, regularizer: str):
     cfg = PPOConfig.from_preset(args.preset, num_envs=args.num_envs,
                                 channels_last=args.channels_last,
                                 torch_threads=args.torch_threads, env_threads=args.env_threads,
-                                device=args.device)
+                                device=args.device, bf16=args.bf16)
     game = canonical_game(args.game)
     first = "Gopher" if game != "Gopher" else "Boxing"
     learner = PPOLearner(cfg, [first, game])
@@ -162,6 +162,7 @@ def main(argv=None) -> dict:
     p.add_argument("--torch-threads", type=int, default=0)
     p.add_argument("--env-threads", type=int, default=0)
     p.add_argument("--device", default="cpu", help="torch device of the learner, e.g. cuda")
+    p.add_argument("--bf16", action="store_true", help="bf16 autocast of the forward passes")
     p.add_argument("--channels-last", action=argparse.BooleanOptionalAction, default=True)
     p.add_argument("--skip-raw", action="store_true")
     p.add_argument("--profile", type=int, default=0, metavar="ROWS",
@@ -193,7 +194,7 @@ def main(argv=None) -> dict:
               f"({', '.join(f'{x:.0f}' for x in raw)})")
 
     print(f"PPO ({args.preset} preset, {args.num_envs} envs, channels_last "
-          f"{args.channels_last}, device {args.device}) on {args.game}, task 2 of 2 (after the first game's end_task):")
+          f"{args.channels_last}, device {args.device}{', bf16' if args.bf16 else ''}) on {args.game}, task 2 of 2 (after the first game's end_task):")
     res["ppo"] = {}
     base = None
     for name, rows in ppo_sps(args).items():

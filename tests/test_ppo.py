@@ -261,3 +261,44 @@ def test_load_state_for_other_games_is_refused():
     b = PPOLearner(tiny(), "Gopher")
     with pytest.raises(ValueError, match="games"):
         b.load_state_dict(a.state_dict())
+
+
+def test_bf16_autocast_keeps_the_update_close_to_float32():
+    """bf16=True autocasts the forward passes only: on the same minibatch the loss and the
+    gradient stay close to float32's (the update is run once per precision from the same
+    weights), and a bf16 unit trains with finite statistics."""
+    import torch.nn.functional as F
+    learner = PPOLearner(tiny(), "Boxing")
+    learner.begin_task(0)
+    obs = torch.randint(0, 256, (16, 4, 84, 84), dtype=torch.uint8, device=learner.device)
+    acts = torch.randint(0, 18, (16,), device=learner.device)
+    grads = {}
+    for bf16 in (False, True):
+        learner.config.bf16 = bf16
+        learner.model.zero_grad(set_to_none=True)
+        with learner._autocast():
+            logits, value = learner.model(obs, 0)
+        assert logits.dtype == (torch.bfloat16 if bf16 else torch.float32)
+        loss = F.cross_entropy(logits.float(), acts) + value.float().square().mean()
+        loss.backward()
+        grads[bf16] = torch.cat([p.grad.flatten() for p in learner.model.parameters()
+                                 if p.grad is not None])
+        assert all(p.dtype == torch.float32 for p in learner.model.parameters())
+    cos = F.cosine_similarity(grads[False], grads[True], dim=0)
+    assert cos > 0.99
+    out = learner.train_unit(0, 0)
+    assert all(math.isfinite(out[k]) for k in ("policy_loss", "value_loss", "entropy"))
+
+
+def test_bf16_is_recorded_only_when_set(tmp_path):
+    """Older runs (configs without the field) still resume: the default is left out."""
+    import json
+    import train
+    from tests.test_cli import TINY_ATARI
+    args = TINY_ATARI + ["--regularizer", "finetune", "--steps-per-task", "32"]
+    assert train.main(args + ["--out", str(tmp_path / "a")]) == 0
+    assert "bf16" not in json.loads((tmp_path / "a" / "config.json").read_text())["ppo"]
+    assert train.main(args + ["--bf16", "true", "--out", str(tmp_path / "b")]) == 0
+    assert json.loads((tmp_path / "b" / "config.json").read_text())["ppo"]["bf16"] is True
+    with pytest.raises(ValueError, match="bf16"):
+        PPOConfig.from_preset("cpu", bf16=1)
