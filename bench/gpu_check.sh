@@ -18,9 +18,9 @@ mkdir -p "$OUT"
 PY=${PYTHON:-python3}
 export PYTHONUNBUFFERED=1
 nvidia-smi -L || true
-$PY -c "import torch, ale_py, gymnasium; print('torch', torch.__version__, '| cuda', \
-torch.cuda.is_available(), torch.cuda.get_device_name(0), '| ale-py', ale_py.__version__, \
-'| gymnasium', gymnasium.__version__)" || exit 1
+$PY -c "import torch, ale_py, gymnasium; c = torch.cuda.is_available(); print('torch', \
+torch.__version__, '| cuda', c, torch.cuda.get_device_name(0) if c else '', '| ale-py', \
+ale_py.__version__, '| gymnasium', gymnasium.__version__)" || exit 1
 
 SECTIONS=${SECTIONS:-"1 2"}
 want() { case " $SECTIONS " in *" $1 "*) return 0;; *) return 1;; esac; }
