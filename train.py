@@ -272,8 +272,6 @@ def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
     try:
         if args.command == "report":
-            if args.window < 1:
-                raise RunError(f"--window {args.window}: must be a number of env steps >= 1")
             rep = report(args.runs, args.out, args.window)
             print(rep["table"])
             out = Path(args.out) if args.out else Path(args.runs[0]).parent

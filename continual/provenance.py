@@ -63,6 +63,16 @@ def session(global_step: int) -> dict:
             "argv": list(sys.argv)}
 
 
+def _same_version(a: str | None, b: str | None) -> bool:
+    """Equal, or equal but for a build tag (``+cu130``) that one of them lacks: sessions recorded
+    before torch's version was read from ``torch.__version__`` have the metadata's, untagged."""
+    if a == b:
+        return True
+    if a is None or b is None or ("+" in a and "+" in b):
+        return False
+    return a.split("+")[0] == b.split("+")[0]
+
+
 def differs(before: dict, now: dict) -> list[str]:
     """What changed between two sessions that could change the numbers (code, packages)."""
     out = []
@@ -73,7 +83,7 @@ def differs(before: dict, now: dict) -> list[str]:
         out.append("the code has uncommitted changes")
     for p in PACKAGES:
         a, b = before.get("packages", {}).get(p), now.get("packages", {}).get(p)
-        if a != b:
+        if not _same_version(a, b):
             out.append(f"{p} {a} then, {b} now")
     # CPU kernels may sum in another order with another thread count (not bit-exact then)
     if before.get("torch_threads") != now.get("torch_threads"):

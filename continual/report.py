@@ -519,6 +519,9 @@ def _plot_supervised(rep: dict, out: Path) -> None:
 
 
 def report(paths, out: str | None = None, window: int = TRAINING_WINDOW) -> dict:
+    if not (isinstance(window, int) and window >= 1):
+        raise RunError(f"window={window!r}: the training-score window must be a number of env "
+                       f"steps >= 1")
     runs = load_runs(paths)
     out_dir = Path(out) if out else Path(runs[0]["_path"]).parent
     out_dir.mkdir(parents=True, exist_ok=True)

@@ -21,5 +21,10 @@ for m in finetune ewc agscl; do
     --out "$dir" --no-progress $EXTRA $resume > "$OUT.$m.log" 2>&1 &
   pids+=($!)
 done
-for p in "${pids[@]}"; do wait "$p"; done
+failed=0                  # a failed run (e.g. a NaN stop) does not stop the others
+for p in "${pids[@]}"; do wait "$p" || failed=1; done
 $PY train.py report "$OUT"/finetune "$OUT"/ewc "$OUT"/agscl --out "$OUT/report"
+if [ "$failed" = 1 ]; then
+  echo "a run failed: see $OUT.<method>.log (the error names a fix)" >&2
+  exit 1
+fi

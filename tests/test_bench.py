@@ -34,6 +34,9 @@ def test_atari_sps_times_each_regularizer_and_profiles(capsys):
     for r in res["ppo"].values():
         assert len(r["units"]) == 2 and r["sps_overall"] > 0
         assert abs(sum(r["time_split"].values()) - 1) < 0.2      # env + inference + update
-    assert res["args"]["num_envs"] == 2 and res["machine"]["gpu"] is None
+    import torch
+    assert res["args"]["num_envs"] == 2
+    assert res["machine"]["gpu"] == (torch.cuda.get_device_name(0) if torch.cuda.is_available()
+                                     else None)
     out = capsys.readouterr().out
     assert "PPO agscl" in out and "Self CPU" in out              # the profile's table

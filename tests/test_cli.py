@@ -76,7 +76,7 @@ def test_atari_resume_equals_uninterrupted_and_report(tmp_path, monkeypatch, cap
     assert len(rep["runs"]) == 2
     assert (tmp_path / "rep" / "normalised_accumulated_reward.png").exists()
     assert train.main(["report", str(tmp_path / "ft"), "--window", "0"]) == 2
-    assert "--window" in capsys.readouterr().err
+    assert "window=0" in capsys.readouterr().err
 
 
 def test_atari_bad_input(tmp_path, capsys):

@@ -286,8 +286,16 @@ def test_bf16_autocast_keeps_the_update_close_to_float32():
         assert all(p.dtype == torch.float32 for p in learner.model.parameters())
     cos = F.cosine_similarity(grads[False], grads[True], dim=0)
     assert cos > 0.99
+    learner.config.bf16 = True
+    seen = []
+    hook = learner.model.register_forward_hook(
+        lambda m, i, o: seen.append((torch.is_grad_enabled(),
+                                     torch.is_autocast_enabled(learner.device.type))))
     out = learner.train_unit(0, 0)
+    hook.remove()
     assert all(math.isfinite(out[k]) for k in ("policy_loss", "value_loss", "entropy"))
+    assert any(g for g, _ in seen) and any(not g for g, _ in seen)   # update and rollout
+    assert all(a for _, a in seen)                                   # both autocast
 
 
 def test_bf16_is_recorded_only_when_set(tmp_path):
@@ -302,3 +310,22 @@ def test_bf16_is_recorded_only_when_set(tmp_path):
     assert json.loads((tmp_path / "b" / "config.json").read_text())["ppo"]["bf16"] is True
     with pytest.raises(ValueError, match="bf16"):
         PPOConfig.from_preset("cpu", bf16=1)
+
+
+def test_nan_gradients_stop_the_unit_naming_the_minibatch():
+    """A penalty whose gradient is NaN: the hooks and the step run on NaN until the epoch's
+    check, which raises FloatingPointError (the trainer's clean stop) naming the minibatch."""
+    class NaNGrad(Regularizer):
+        def __init__(self, model, at):
+            super().__init__(model)
+            self.at, self.calls = at, 0
+
+        def penalty(self):
+            self.calls += 1
+            w = next(self.model.parameters())
+            return (w.sum() * float("nan")) if self.calls == self.at else w.sum() * 0.0
+
+    learner = PPOLearner(tiny(update_epochs=2), "Boxing")
+    learner.begin_task(0)
+    with pytest.raises(FloatingPointError, match=r"epoch 1, minibatch 0"):
+        learner.train_unit(0, 0, NaNGrad(learner.model, at=3))   # 2 minibatches per epoch

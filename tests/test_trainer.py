@@ -273,6 +273,11 @@ def test_provenance_names_what_changed():
         ["ale-py 0.12.1 then, 0.11 now"]
     assert differs(dict(a, torch_threads=1), dict(a, torch_threads=2)) == \
         ["torch threads 1 then, 2 now"]
+    # a build tag only one side records (metadata vs torch.__version__) is not a change
+    tag = {"torch": "2.13.0+cpu", "ale-py": "0.12.1"}
+    assert differs(a, dict(a, packages=tag)) == []
+    assert differs(dict(a, packages=tag), dict(a, packages={**tag, "torch": "2.13.0+cu130"})) \
+        == ["torch 2.13.0+cpu then, 2.13.0+cu130 now"]
 
 
 class SlowLearner(ToyLearner):
