@@ -146,9 +146,16 @@ def training_returns(run_path: str) -> list[tuple[int, float, float]]:
     tb = Path(run_path) / "tb"
     if not tb.is_dir():
         return []
+    import logging
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
     ea = EventAccumulator(str(tb), size_guidance={"scalars": 0})
-    ea.Reload()
+    log = logging.getLogger("tensorboard")
+    level = log.level
+    log.setLevel(logging.ERROR)    # a resumed run's purge of the steps after its checkpoint is
+    try:                           # expected, not the "out of order event" it warns about
+        ea.Reload()
+    finally:
+        log.setLevel(level)
     tags = ea.Tags().get("scalars", [])
     if "train/episode_return" not in tags:
         return []
