@@ -22,21 +22,12 @@ DEVICE=${DEVICE:-cuda}
 EVAL_EVERY=${EVAL_EVERY:-500000}
 METHODS=${METHODS:-"finetune ewc agscl"}
 mkdir -p "$OUT"
-failed=()                 # a failed run (e.g. a NaN stop) does not stop the others
+source experiments/lib.sh
 for seed in $SEEDS; do
   for m in $METHODS; do
-    dir="$OUT/$m-s$seed"
-    if [ -f "$dir/results.json" ] && grep -q '"status": "complete"' "$dir/results.json"; then
-      continue
-    fi
-    resume=""; [ -f "$dir/checkpoints/last.pt" ] && resume="--resume"
-    $PY train.py atari --preset paper --regularizer "$m" --seed "$seed" --device "$DEVICE" \
-      --eval-every "$EVAL_EVERY" --out "$dir" $resume \
-      || { echo "$dir: train.py exited with $?; going on with the others" >&2; failed+=("$dir"); }
+    run_once "$OUT/$m-s$seed" atari --preset paper --regularizer "$m" --seed "$seed" \
+      --device "$DEVICE" --eval-every "$EVAL_EVERY"
   done
 done
 $PY train.py report "$OUT"/*-s* --out "$OUT/report"
-if [ ${#failed[@]} -gt 0 ]; then
-  echo "failed runs (see each one's error above; a fix is named there): ${failed[*]}" >&2
-  exit 1
-fi
+report_failures

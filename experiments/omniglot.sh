@@ -10,21 +10,12 @@ OUT=${3:-runs/omniglot}
 PY=${PY:-.venv/bin/python}
 METHODS=${METHODS:-"finetune ewc si mas rwalk hat agscl agscl_no_reinit agscl_no_randinit agscl_no_zeroinit"}
 SEEDS=${SEEDS:-"0 1 2"}
-failed=()                 # a failed run (e.g. a NaN stop) does not stop the others
+source experiments/lib.sh
 for seed in $SEEDS; do
   for m in $METHODS; do
-    dir="$OUT/$m-s$seed"
-    if [ -f "$dir/results.json" ] && grep -q '"status": "complete"' "$dir/results.json"; then
-      continue
-    fi
-    resume=""; [ -f "$dir/checkpoints/last.pt" ] && resume="--resume"
-    $PY train.py vision --benchmark omniglot --data-dir "$DATA" --regularizer "$m" \
-      --epochs "$EPOCHS" --seed "$seed" --out "$dir" --threads 1 --no-progress $resume \
-      || { echo "$dir: train.py exited with $?; going on with the others" >&2; failed+=("$dir"); }
+    run_once "$OUT/$m-s$seed" vision --benchmark omniglot --data-dir "$DATA" --regularizer "$m" \
+      --epochs "$EPOCHS" --seed "$seed" --threads 1 --no-progress
   done
 done
 $PY train.py report "$OUT"/*-s* --out "$OUT/report"
-if [ ${#failed[@]} -gt 0 ]; then
-  echo "failed runs (see each one's error above; a fix is named there): ${failed[*]}" >&2
-  exit 1
-fi
+report_failures
