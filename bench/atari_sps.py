@@ -194,7 +194,8 @@ def main(argv=None) -> dict:
               f"({', '.join(f'{x:.0f}' for x in raw)})")
 
     print(f"PPO ({args.preset} preset, {args.num_envs} envs, channels_last "
-          f"{args.channels_last}, device {args.device}{', bf16' if args.bf16 else ''}) on {args.game}, task 2 of 2 (after the first game's end_task):")
+          f"{args.channels_last}, device {args.device}{', bf16' if args.bf16 else ''}) on "
+          f"{args.game}, task 2 of 2 (after the first game's end_task):")
     res["ppo"] = {}
     base = None
     for name, rows in ppo_sps(args).items():

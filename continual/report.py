@@ -225,8 +225,9 @@ def rl_report(runs: list[dict], out: Path | None, window: int = TRAINING_WINDOW)
                              if k in c} for c in r.get("eval_curve", [])]
         rr["sps"] = r.get("sps")
         rr["regularizer_memory_bytes"] = r.get("regularizer_memory_bytes")
+        rr["task_spans"] = task_spans(r)
         rr["training_returns"] = training_returns(r["_path"])
-        rr["training_windows"] = training_windows(rr["training_returns"], task_spans(r),
+        rr["training_windows"] = training_windows(rr["training_returns"], rr["task_spans"],
                                                   tasks, window)
         rep["runs"].append(rr)
     rep["training_window"] = window
@@ -268,7 +269,7 @@ def rl_report(runs: list[dict], out: Path | None, window: int = TRAINING_WINDOW)
         _plot_rl(rep, out)
         _plot_scores_per_game(rep, out)
         if any(rr["training_returns"] for rr in rep["runs"]):
-            _plot_training_scores(rep, runs, out)
+            _plot_training_scores(rep, out)
     return rep
 
 
@@ -332,7 +333,7 @@ def _plot_scores_per_game(rep: dict, out: Path) -> None:
     plt.close(fig)
 
 
-def _plot_training_scores(rep: dict, runs: list[dict], out: Path, smooth: int = 25) -> None:
+def _plot_training_scores(rep: dict, out: Path, smooth: int = 25) -> None:
     """One panel per game: every run's training-game raw score over the steps of that task
     (the mean over a sliding window of ``smooth`` units, weighted by games)."""
     import matplotlib
@@ -341,9 +342,9 @@ def _plot_training_scores(rep: dict, runs: list[dict], out: Path, smooth: int = 
     tasks = rep["tasks"]
     fig, axes = plt.subplots(1, len(tasks), figsize=(3.6 * len(tasks), 3.4), squeeze=False)
     colours = plt.rcParams["axes.prop_cycle"].by_key()["color"]
-    for k, (rr, r) in enumerate(zip(rep["runs"], runs)):
+    for k, rr in enumerate(rep["runs"]):
         pts = rr["training_returns"]
-        for j, (lo, hi) in enumerate(task_spans(r)):
+        for j, (lo, hi) in enumerate(rr["task_spans"]):
             seg = [(s, v, g) for s, v, g in pts if lo < s <= hi and g > 0]
             if not seg:
                 continue
