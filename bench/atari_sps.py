@@ -96,7 +96,10 @@ def _learner(args, regularizer: str):
     game = canonical_game(args.game)
     first = "Gopher" if game != "Gopher" else "Boxing"
     learner = PPOLearner(cfg, [first, game])
-    reg = regularizers.make(regularizer, learner.model)
+    eager = regularizer.endswith("-eager")   # e.g. agscl-eager: AGS-CL without its CUDA graph
+    reg = regularizers.make(regularizer.removesuffix("-eager"), learner.model)
+    if eager:
+        reg.use_cuda_graph = False
     learner.begin_task(0)
     reg.begin_task(0)
     learner.end_task(0)
@@ -156,7 +159,8 @@ def main(argv=None) -> dict:
     p.add_argument("--num-envs", type=int, default=None, help="default: the preset's")
     p.add_argument("--preset", default="cpu")
     p.add_argument("--regularizer", default="finetune",
-                   help="one name or a comma list, e.g. finetune,agscl,ewc (timed interleaved)")
+                   help="one name or a comma list, e.g. finetune,agscl,ewc (timed interleaved); "
+                        "agscl-eager is AGS-CL without its CUDA graph (same on a CPU)")
     p.add_argument("--raw-steps", type=int, default=500, help="vector-env steps per raw repeat")
     p.add_argument("--repeats", type=int, default=3, help="raw env repeats")
     p.add_argument("--torch-threads", type=int, default=0)

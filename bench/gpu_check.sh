@@ -8,7 +8,10 @@
 #   3. (SECTIONS=3 or all) the machine's own CPU pinned to 2 cores, cpu preset, float32 and bf16:
 #      the issue's 450 SPS target was set on a 2-core CPU with AVX-512-BF16, which this box has
 #      and the development box has not.
-# SECTIONS="1 2 3" (default "1 2") picks the parts.
+#   4. (SECTIONS=4) AGS-CL's CUDA graph: its tests on the GPU (graph == eager steps; the
+#      Atari CLI runs with AGS-CL, resume equivalence included) and the paper preset timed with
+#      fine-tuning, AGS-CL (graph) and agscl-eager (the launches it saves) interleaved.
+# SECTIONS="1 2 3" (default "1 2") picks the parts; they run in the order given.
 # Usage: OUT=dir bash bench/gpu_check.sh   (logs and JSON go to $OUT; PYTHON picks the python).
 # Needs gymnasium and ale-py besides torch; on a machine without a package index, carry wheels.
 set -uo pipefail
@@ -23,9 +26,8 @@ torch.__version__, '| cuda', c, torch.cuda.get_device_name(0) if c else '', '| a
 ale_py.__version__, '| gymnasium', gymnasium.__version__)" || exit 1
 
 SECTIONS=${SECTIONS:-"1 2"}
-want() { case " $SECTIONS " in *" $1 "*) return 0;; *) return 1;; esac; }
 
-if want 1; then
+section1() {
 echo "== 1. the test suite with the learners on CUDA"
 xdist=""
 $PY -c "import xdist" 2>/dev/null && xdist="-n ${TEST_WORKERS:-8}"
@@ -33,9 +35,9 @@ AGSCL_TEST_DEVICE=cuda timeout "${TEST_TIMEOUT:-300}" $PY -m pytest -rfE -p no:c
     tests/ > "$OUT/tests_cuda.log" 2>&1
 echo "pytest rc $?"
 tail -n 30 "$OUT/tests_cuda.log"
-fi
+}
 
-if want 2; then
+section2() {
 echo "== 2. PPO speed on the GPU"
 timeout 150 $PY bench/atari_sps.py --device cuda --preset cpu --updates 6 \
     --regularizer finetune,agscl,ewc --json "$OUT/sps_cpu_preset.json" 2>&1 \
@@ -46,9 +48,9 @@ timeout 240 $PY bench/atari_sps.py --device cuda --preset paper --updates 4 --ra
 timeout 150 $PY bench/atari_sps.py --device cuda --preset paper --updates 4 --skip-raw --bf16 \
     --regularizer finetune --json "$OUT/sps_paper_preset_bf16.json" 2>&1 \
     | tee "$OUT/sps_paper_preset_bf16.log"
-fi
+}
 
-if want 3; then
+section3() {
 echo "== 3. the CPU of this machine, pinned to 2 cores (cpu preset, no GPU)"
 pin=""; command -v taskset >/dev/null && pin="taskset -c 0,1"
 for bf in "" "--bf16"; do
@@ -56,4 +58,20 @@ for bf in "" "--bf16"; do
       --torch-threads 2 --env-threads 2 --regularizer finetune,agscl,ewc $bf \
       --json "$OUT/sps_cpu2${bf:+_bf16}.json" 2>&1 | tee "$OUT/sps_cpu2${bf:+_bf16}.log"
 done
-fi
+}
+
+section4() {
+echo "== 4. AGS-CL's CUDA graph"
+xdist=""
+$PY -c "import xdist" 2>/dev/null && xdist="-n ${TEST_WORKERS:-8}"
+AGSCL_TEST_DEVICE=cuda timeout 200 $PY -m pytest -rfE -p no:cacheprovider $xdist \
+    tests/test_agscl_cuda.py tests/test_agscl.py tests/test_cli.py -k "not vision" \
+    > "$OUT/tests_graph.log" 2>&1
+echo "pytest rc $?"
+tail -n 5 "$OUT/tests_graph.log"
+timeout 240 $PY bench/atari_sps.py --device cuda --preset paper --updates 5 --skip-raw \
+    --regularizer finetune,agscl,agscl-eager --json "$OUT/sps_paper_graph.json" 2>&1 \
+    | tee "$OUT/sps_paper_graph.log"
+}
+
+for s in $SECTIONS; do "section$s"; done

@@ -107,6 +107,7 @@ class AGSCL(Regularizer):
                     keep = (~cut).to(L.module.weight.dtype)[:, :, None]   # (out, prev, 1)
             self._keep.append(keep)
         self._zero_ref = [bool((om == 0).all()) for om in self.omega]
+        self._graph, self._graph_ptrs = None, ()
         if not hasattr(self, "_buf") or len(self._buf) != len(self.layers):
             self._buf = [[torch.empty_like(p) for p in L.group_params] for L in self.layers]
 
@@ -120,17 +121,59 @@ class AGSCL(Regularizer):
     # drift and a node within alpha * lam * Omega_n snaps back exactly. The prox keeps the cut
     # weights at 0 (there theta = ref = 0), so no second freeze is needed.
     def after_step(self, lr: float) -> None:
+        if self.prox_every == "step" and self._graph_ready():
+            self._alpha.fill_(lr)
+            self._graph.replay()    # the same freeze and prox, replayed as one CUDA graph
+            return
         self._apply_hard_freeze()
         if self.prox_every == "step":
             self.prox(lr)
+
+    # On a GPU the freeze + prox is about 60 small kernels per optimizer step, so its cost is
+    # the launches (PPO's paper preset: 640 steps per update). There, the first after_step of
+    # a task captures them once into a CUDA graph, with alpha read from a device scalar, and
+    # later steps replay it: the same kernels on the same tensors. _prepare() drops the graph
+    # (new theta_hat, Omega, masks); it is also re-captured if a parameter's storage moved.
+    # Set use_cuda_graph = False for the plain eager path (the CPU always takes it).
+    use_cuda_graph = True
+
+    def _graph_ready(self) -> bool:
+        w = self.layers[0].module.weight
+        if not (self.use_cuda_graph and w.is_cuda and torch.cuda.is_available()):
+            return False
+        ptrs = tuple(p.data_ptr() for L in self.layers for p in L.group_params)
+        if self._graph is None or self._graph_ptrs != ptrs:
+            self._capture(w.device, ptrs)
+        return True
+
+    @torch.no_grad()
+    def _capture(self, device: torch.device, ptrs: tuple) -> None:
+        params = [p for L in self.layers for p in L.group_params]
+        saved = [p.detach().clone() for p in params]
+        self._alpha = torch.zeros((), device=device)
+        side = torch.cuda.Stream(device)
+        side.wait_stream(torch.cuda.current_stream(device))
+        with torch.cuda.stream(side):           # warm-up outside the graph (lazy inits)
+            self._apply_hard_freeze()
+            self.prox(self._alpha)
+        torch.cuda.current_stream(device).wait_stream(side)
+        for p, s in zip(params, saved):         # the warm-up must not count as a step
+            p.copy_(s)
+        graph = torch.cuda.CUDAGraph()
+        with torch.cuda.graph(graph):
+            self._apply_hard_freeze()
+            self.prox(self._alpha)
+        self._graph, self._graph_ptrs = graph, ptrs
 
     def after_epoch(self, lr: float) -> None:
         if self.prox_every == "epoch":
             self.prox(lr)           # after_step has frozen the epoch's last step already
 
     @torch.no_grad()
-    def prox(self, alpha: float) -> None:
-        """theta <- prox_{alpha * L_Reg}(theta), eq. (11)-(13), vectorised per layer."""
+    def prox(self, alpha: float | torch.Tensor) -> None:
+        """theta <- prox_{alpha * L_Reg}(theta), eq. (11)-(13), vectorised per layer.
+
+        ``alpha`` is the step size: a number, or a 0-dim tensor on the parameters' device."""
         for L, c, refs, bufs, zero_ref in zip(self.layers, self._c, self._ref, self._buf,
                                               self._zero_ref):
             params = L.group_params
