@@ -119,7 +119,7 @@ def ppo_sps(args) -> dict[str, list[dict]]:
         for n, (learner, reg) in runs.items():
             out = learner.train_unit(1, unit, reg)
             rows[n].append(out)
-            print(f"  {n:9s} unit {unit}: {out['sps']:6.1f} SPS  env {out['time_env']:.2f}s  "
+            print(f"  {n:11s} unit {unit}: {out['sps']:6.1f} SPS  env {out['time_env']:.2f}s  "
                   f"inference {out['time_inference']:.2f}s  update {out['time_update']:.2f}s  "
                   f"(total {out['time_total']:.2f}s)", flush=True)
     if args.profile:

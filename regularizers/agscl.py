@@ -122,8 +122,9 @@ class AGSCL(Regularizer):
     # weights at 0 (there theta = ref = 0), so no second freeze is needed.
     def after_step(self, lr: float) -> None:
         if self.prox_every == "step" and self._graph_ready():
-            self._alpha.fill_(lr)
-            self._graph.replay()    # the same freeze and prox, replayed as one CUDA graph
+            with torch.cuda.device(self._alpha.device):   # the model's GPU, not the current one
+                self._alpha.fill_(lr)
+                self._graph.replay()    # the same freeze and prox, replayed as one CUDA graph
             return
         self._apply_hard_freeze()
         if self.prox_every == "step":
@@ -149,20 +150,21 @@ class AGSCL(Regularizer):
     @torch.no_grad()
     def _capture(self, device: torch.device, ptrs: tuple) -> None:
         params = [p for L in self.layers for p in L.group_params]
-        saved = [p.detach().clone() for p in params]
-        self._alpha = torch.zeros((), device=device)
-        side = torch.cuda.Stream(device)
-        side.wait_stream(torch.cuda.current_stream(device))
-        with torch.cuda.stream(side):           # warm-up outside the graph (lazy inits)
-            self._apply_hard_freeze()
-            self.prox(self._alpha)
-        torch.cuda.current_stream(device).wait_stream(side)
-        for p, s in zip(params, saved):         # the warm-up must not count as a step
-            p.copy_(s)
-        graph = torch.cuda.CUDAGraph()
-        with torch.cuda.graph(graph):
-            self._apply_hard_freeze()
-            self.prox(self._alpha)
+        with torch.cuda.device(device):         # capture on the model's GPU's streams
+            saved = [p.detach().clone() for p in params]
+            self._alpha = torch.zeros((), dtype=self._c[0].dtype, device=device)
+            side = torch.cuda.Stream(device)
+            side.wait_stream(torch.cuda.current_stream(device))
+            with torch.cuda.stream(side):       # warm-up outside the graph (lazy inits)
+                self._apply_hard_freeze()
+                self.prox(self._alpha)
+            torch.cuda.current_stream(device).wait_stream(side)
+            for p, s in zip(params, saved):     # the warm-up must not count as a step
+                p.copy_(s)
+            graph = torch.cuda.CUDAGraph()
+            with torch.cuda.graph(graph, stream=side):
+                self._apply_hard_freeze()
+                self.prox(self._alpha)
         self._graph, self._graph_ptrs = graph, ptrs
 
     def after_epoch(self, lr: float) -> None:
