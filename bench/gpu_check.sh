@@ -11,6 +11,10 @@
 #   4. (SECTIONS=4) AGS-CL's CUDA graph: its tests on the GPU (tests/test_agscl_cuda.py: graph
 #      == eager steps; the Atari CLI runs with AGS-CL, resume equivalence included) and the
 #      paper preset timed with fine-tuning, AGS-CL (graph) and agscl-eager interleaved.
+#   5. (SECTIONS=5) does bf16 autocast change learning? Fine-tuning on one game (GAME, default
+#      Boxing) for STEPS env steps (default 300000), float32 and bf16, seeds 1 and 2, the four
+#      runs in parallel on the GPU (PRESET, default paper); then the report's training-score
+#      windows of the four. Not part of "all" (it takes most of a 10-minute call).
 # SECTIONS="1 2 3" (default "1 2"; "all" = "1 2 3 4") picks the parts; they run in that order.
 # Usage: OUT=dir bash bench/gpu_check.sh   (logs and JSON go to $OUT; PYTHON picks the python).
 # Needs gymnasium and ale-py besides torch; on a machine without a package index, carry wheels.
@@ -28,7 +32,7 @@ ale_py.__version__, '| gymnasium', gymnasium.__version__)" || exit 1
 SECTIONS=${SECTIONS:-"1 2"}
 [ "$SECTIONS" = all ] && SECTIONS="1 2 3 4"
 for s in $SECTIONS; do
-  case $s in 1|2|3|4) ;; *) echo "unknown section '$s' in SECTIONS='$SECTIONS' (use 1 2 3 4)"; exit 2;; esac
+  case $s in 1|2|3|4|5) ;; *) echo "unknown section '$s' in SECTIONS='$SECTIONS' (use 1-5)"; exit 2;; esac
 done
 
 section1() {
@@ -76,6 +80,28 @@ tail -n 5 "$OUT/tests_graph.log"
 timeout 240 $PY bench/atari_sps.py --device cuda --preset paper --updates 5 --skip-raw \
     --regularizer finetune,agscl,agscl-eager --json "$OUT/sps_paper_graph.json" 2>&1 \
     | tee "$OUT/sps_paper_graph.log"
+}
+
+section5() {
+echo "== 5. bf16 autocast and learning (fine-tuning, ${GAME:-Boxing}, ${STEPS:-300000} steps)"
+runs=${RUNS:-/tmp/bf16-check}
+rm -rf "$runs"; mkdir -p "$runs"
+pids=()
+for bf in false true; do
+  for seed in 1 2; do
+    timeout "${RUN_TIMEOUT:-480}" $PY train.py atari --games "${GAME:-Boxing}" --regularizer \
+        finetune --preset "${PRESET:-paper}" --device "${DEVICE:-cuda}" --bf16 $bf --seed $seed \
+        --steps-per-task "${STEPS:-300000}" --eval-every "${EVAL_EVERY:-100000}" \
+        --eval-episodes 5 --no-progress ${EXTRA_ARGS:-} --out "$runs/bf16-$bf-seed$seed" \
+        > "$runs/bf16-$bf-seed$seed.log" 2>&1 &
+    pids+=($!)
+  done
+done
+for p in "${pids[@]}"; do wait "$p"; echo "run rc $?"; done
+$PY train.py report "$runs"/bf16-*-seed? --window "${WINDOW:-50000}" --out "$runs/report" \
+    2>&1 | tee "$OUT/bf16_report.log"
+cp "$runs/report/report.json" "$OUT/bf16_report.json" 2>/dev/null
+tail -n 3 "$runs"/*.log
 }
 
 for s in $SECTIONS; do "section$s"; done
