@@ -242,8 +242,10 @@ def rl_report(runs: list[dict], out: Path | None, window: int = TRAINING_WINDOW)
             c, v = rr["eval_curve"][-1], rr["normalised_accumulated_reward_curve"][-1]["value"]
             g = " ".join(f"{x:.0f}" for x in c.get("score", []))
             smp = " ".join(f"{x:.0f}" for x in c.get("score_sampled", []))
-            line += f"; at step {c['step']:,}: {g}" + (f" / {smp}" if smp else "") \
-                + f" (normalised accumulated {v:.3f})"
+            line += f"; at step {c['step']:,}: {g}" + (f" / {smp}" if smp else "") + (
+                f" (normalised accumulated {v:.3f})" if np.isfinite(v) else
+                " (normalised accumulated: n/a until fine-tuning has a positive score on "
+                "every game seen)")
         lines.append(line)
     if any(rr["training_windows"] for rr in rep["runs"]):
         lines.append(f"\ntraining games: mean raw score per {window:,} env steps of each task "
@@ -541,5 +543,16 @@ def report(paths, out: str | None = None, window: int = TRAINING_WINDOW) -> dict
     else:
         raise RunError(f"{runs[0]['_path']}: results.json has no accuracy matrix yet (a "
                        f"supervised report needs every run to have finished its first task)")
-    write_json(out_dir / "report.json", rep)
+    write_json(out_dir / "report.json", _finite_or_null(rep))
     return rep
+
+
+def _finite_or_null(o):
+    """NaN/inf (a task fine-tuning has no positive score on yet) as null: strict JSON."""
+    if isinstance(o, float):
+        return o if np.isfinite(o) else None
+    if isinstance(o, dict):
+        return {k: _finite_or_null(v) for k, v in o.items()}
+    if isinstance(o, (list, tuple)):
+        return [_finite_or_null(v) for v in o]
+    return o

@@ -115,8 +115,14 @@ def test_rl_report_on_runs_still_training(tmp_path):
     assert "stopped (no process holds it; --resume continues it), task 2/2 (Gopher), step 500" \
         in rep["table"]
     assert "(no task finished yet)" in rep["table"]
+    assert "20 7 (normalised accumulated: n/a until fine-tuning" in rep["table"]
     for f in ("normalised_accumulated_reward.png", "scores_per_game.png", "report.json"):
         assert (tmp_path / "rep" / f).exists()
+    # strict JSON: the NaN of the unreferenced task is written as null
+    saved = json.loads((tmp_path / "rep" / "report.json").read_text(),
+                       parse_constant=lambda c: pytest.fail(f"{c} in report.json"))
+    ags_saved = [r for r in saved["runs"] if r["method"] == "agscl"][0]
+    assert ags_saved["normalised_accumulated_reward_curve"][2]["value"] is None
 
 
 def test_rl_report_sampled_variant_uses_its_own_reference(tmp_path):
