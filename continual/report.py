@@ -287,8 +287,9 @@ def _plot_rl(rep: dict, out: Path) -> None:
             pts = [p for p in rr[f"normalised_accumulated_reward{suffix}_curve"]
                    if np.isfinite(p["value"])]
             if pts:
+                # earlier runs drawn wider: a run that coincides with another stays visible
                 ax.plot([p["step"] for p in pts], [p["value"] for p in pts], ls, marker=".",
-                        color=colours[k % len(colours)],
+                        color=colours[k % len(colours)], lw=max(0.8, 2.6 - 0.6 * k),
                         label=f"{rr['label']} ({rr['method']}, {what})")
     ax.set_xlabel("environment steps")
     ax.set_ylabel("normalised accumulated reward")
@@ -320,7 +321,7 @@ def _plot_scores_per_game(rep: dict, out: Path) -> None:
                        if len(c.get(key, [])) > j]
                 if pts:
                     xs, ys = zip(*pts)
-                    ax.plot(xs, ys, ls, color=col, marker=".", ms=3, lw=1,
+                    ax.plot(xs, ys, ls, color=col, marker=".", ms=3, lw=max(0.7, 2.0 - 0.5 * k),
                             label=f"{rr['label']}" if key == "score" else None)
         for e in ends:
             ax.axvline(e, color="grey", lw=0.6, ls=":")
@@ -356,7 +357,9 @@ def _plot_training_scores(rep: dict, out: Path, smooth: int = 25) -> None:
                 n = sum(g for _, _, g in win)
                 xs.append(seg[m][0] - lo)
                 ys.append(sum(v * g for _, v, g in win) / n)
+            # dashes for later runs: identical curves (EWC's first task is fine-tuning's) stay visible
             axes[0][j].plot(xs, ys, color=colours[k % len(colours)], lw=1,
+                            ls=("-", "--", ":", "-.")[k % 4],
                             label=rr["label"] if j == 0 else None)
     for j, name in enumerate(tasks):
         axes[0][j].set_title(name, fontsize=10)
