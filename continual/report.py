@@ -140,12 +140,12 @@ def _rl_summary(rep: dict) -> dict:
 TRAINING_WINDOW = 200_000      # env steps per window of the training-score table
 
 
-def training_returns(run_path: str) -> list[tuple[int, float, float]]:
-    """(step, mean raw score, games) of the training games that ended in each PPO unit, from the
-    run's TensorBoard events (``train/episode_return``, ``train/episodes``); [] if none."""
+def load_scalars(run_path: str, tags: list[str] | None = None) -> dict[str, list[tuple[int, float]]]:
+    """tag -> [(step, value)] of a run's TensorBoard scalars (all tags if ``tags`` is None).
+    A resumed run's events after its checkpoint were re-done: TensorBoard keeps the re-done ones."""
     tb = Path(run_path) / "tb"
     if not tb.is_dir():
-        return []
+        return {}
     import logging
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
     ea = EventAccumulator(str(tb), size_guidance={"scalars": 0})
@@ -156,12 +156,19 @@ def training_returns(run_path: str) -> list[tuple[int, float, float]]:
         ea.Reload()
     finally:
         log.setLevel(level)
-    tags = ea.Tags().get("scalars", [])
-    if "train/episode_return" not in tags:
+    have = ea.Tags().get("scalars", [])
+    return {t: [(e.step, e.value) for e in ea.Scalars(t)] for t in have
+            if tags is None or t in tags}
+
+
+def training_returns(run_path: str) -> list[tuple[int, float, float]]:
+    """(step, mean raw score, games) of the training games that ended in each PPO unit, from the
+    run's TensorBoard events (``train/episode_return``, ``train/episodes``); [] if none."""
+    sc = load_scalars(run_path, ["train/episode_return", "train/episodes"])
+    if "train/episode_return" not in sc:
         return []
-    games = {e.step: e.value for e in ea.Scalars("train/episodes")} \
-        if "train/episodes" in tags else {}
-    ret = {e.step: e.value for e in ea.Scalars("train/episode_return")}   # a step once
+    games = dict(sc.get("train/episodes", []))
+    ret = dict(sc["train/episode_return"])                                  # a step once
     return [(s, ret[s], games.get(s, 1.0)) for s in sorted(ret)]
 
 

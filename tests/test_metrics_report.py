@@ -1,5 +1,6 @@
 """Metric arithmetic (eq. 15-16, BWT, Figure 7) on hand-made matrices and runs."""
 import json
+from pathlib import Path
 
 import pytest
 
@@ -218,3 +219,25 @@ def test_rl_report_training_scores_per_window_from_tensorboard(tmp_path):
     assert [x["mean_return"] for x in ws] == pytest.approx([(1 * 1 + 3 * 3) / 4, 2.0, 7.0])
     assert "training games: mean raw score per 20 env steps" in rep["table"]
     assert (tmp_path / "rep" / "training_scores.png").exists()
+
+
+def test_tb_means_script(tmp_path, capsys):
+    """experiments/tb_means.py: per-window means of logged scalars, windows (lo, hi]."""
+    import importlib.util
+    from torch.utils.tensorboard import SummaryWriter
+    spec = importlib.util.spec_from_file_location(
+        "tb_means", Path(__file__).resolve().parents[1] / "experiments" / "tb_means.py")
+    tb_means = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(tb_means)
+    w = SummaryWriter(str(tmp_path / "run" / "tb"))
+    for step, g in ((10, 1.0), (20, 3.0), (30, 10.0)):
+        w.add_scalar("train/grad_norm", g, step)
+    w.close()
+    assert tb_means.main([str(tmp_path / "run"), "--windows", "0:20,20:30,30:40",
+                          "--tags", "train/grad_norm,train/absent"]) == 0
+    line = [x for x in capsys.readouterr().out.splitlines() if "train/grad_norm" in x][0]
+    assert line.split()[2:] == ["2", "10", "nan"]
+    with pytest.raises(SystemExit, match="lo < hi"):
+        tb_means.main([str(tmp_path / "run"), "--windows", "5:5"])
+    with pytest.raises(SystemExit, match="no TensorBoard folder"):
+        tb_means.main([str(tmp_path), "--windows", "0:5"])
