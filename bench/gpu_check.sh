@@ -35,10 +35,11 @@ for s in $SECTIONS; do
   case $s in 1|2|3|4|5) ;; *) echo "unknown section '$s' in SECTIONS='$SECTIONS' (use 1-5)"; exit 2;; esac
 done
 
+xdist=""                  # pytest-xdist workers, where installed
+$PY -c "import xdist" 2>/dev/null && xdist="-n ${TEST_WORKERS:-8}"
+
 section1() {
 echo "== 1. the test suite with the learners on CUDA"
-xdist=""
-$PY -c "import xdist" 2>/dev/null && xdist="-n ${TEST_WORKERS:-8}"
 AGSCL_TEST_DEVICE=cuda timeout "${TEST_TIMEOUT:-300}" $PY -m pytest -rfE -p no:cacheprovider $xdist \
     tests/ > "$OUT/tests_cuda.log" 2>&1
 echo "pytest rc $?"
@@ -70,8 +71,6 @@ done
 
 section4() {
 echo "== 4. AGS-CL's CUDA graph"
-xdist=""
-$PY -c "import xdist" 2>/dev/null && xdist="-n ${TEST_WORKERS:-8}"
 AGSCL_TEST_DEVICE=cuda timeout 200 $PY -m pytest -rfE -p no:cacheprovider $xdist \
     tests/test_agscl_cuda.py tests/test_cli.py -k "not vision" \
     > "$OUT/tests_graph.log" 2>&1

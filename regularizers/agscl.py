@@ -126,9 +126,14 @@ class AGSCL(Regularizer):
                 self._alpha.fill_(lr)
                 self._graph.replay()    # the same freeze and prox, replayed as one CUDA graph
             return
-        self._apply_hard_freeze()
         if self.prox_every == "step":
-            self.prox(lr)
+            self._freeze_and_prox(lr)
+        else:
+            self._apply_hard_freeze()
+
+    def _freeze_and_prox(self, alpha: float | torch.Tensor) -> None:
+        self._apply_hard_freeze()
+        self.prox(alpha)
 
     # On a GPU the freeze + prox is about 60 small kernels per optimizer step, so its cost is
     # the launches (PPO's paper preset: 640 steps per update). There, the first after_step of
@@ -142,29 +147,27 @@ class AGSCL(Regularizer):
         w = self.layers[0].module.weight
         if not (self.use_cuda_graph and w.is_cuda and torch.cuda.is_available()):
             return False
-        ptrs = tuple(p.data_ptr() for L in self.layers for p in L.group_params)
+        params = [p for L in self.layers for p in L.group_params]
+        ptrs = tuple(p.data_ptr() for p in params)
         if self._graph is None or self._graph_ptrs != ptrs:
-            self._capture(w.device, ptrs)
+            self._capture(w.device, params, ptrs)
         return True
 
     @torch.no_grad()
-    def _capture(self, device: torch.device, ptrs: tuple) -> None:
-        params = [p for L in self.layers for p in L.group_params]
+    def _capture(self, device: torch.device, params: list[torch.Tensor], ptrs: tuple) -> None:
         with torch.cuda.device(device):         # capture on the model's GPU's streams
             saved = [p.detach().clone() for p in params]
             self._alpha = torch.zeros((), dtype=self._c[0].dtype, device=device)
             side = torch.cuda.Stream(device)
             side.wait_stream(torch.cuda.current_stream(device))
             with torch.cuda.stream(side):       # warm-up outside the graph (lazy inits)
-                self._apply_hard_freeze()
-                self.prox(self._alpha)
+                self._freeze_and_prox(self._alpha)
             torch.cuda.current_stream(device).wait_stream(side)
             for p, s in zip(params, saved):     # the warm-up must not count as a step
                 p.copy_(s)
             graph = torch.cuda.CUDAGraph()
             with torch.cuda.graph(graph, stream=side):
-                self._apply_hard_freeze()
-                self.prox(self._alpha)
+                self._freeze_and_prox(self._alpha)
         self._graph, self._graph_ptrs = graph, ptrs
 
     def after_epoch(self, lr: float) -> None:
