@@ -60,6 +60,11 @@ class Learner(Protocol):
         """Called right after every checkpoint, in interrupted and uninterrupted runs alike, so
         that state a checkpoint cannot hold (e.g. running emulators) restarts identically."""
 
+    def checkpoint_anywhere(self) -> bool:
+        """True when ``checkpoint_boundary`` changes nothing, so that a checkpoint after any
+        unit leaves the run as it was: Ctrl-C then saves after the current unit instead of
+        training on to the next periodic checkpoint."""
+
     def extra_results(self) -> dict[str, Any]:
         """Anything the learner wants in results.json (e.g. SPS)."""
 

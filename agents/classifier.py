@@ -374,6 +374,9 @@ class ClassifierLearner:
     def checkpoint_boundary(self) -> None:
         pass
 
+    def checkpoint_anywhere(self) -> bool:
+        return True
+
     def extra_results(self) -> dict[str, Any]:
         return {"epochs_trained": self.epochs_trained,
                 "seconds_per_epoch": (self.train_seconds / self.epochs_trained

@@ -282,6 +282,9 @@ class PPOLearner:
             self._reseed = True
             self._next_obs = self._next_done = None
 
+    def checkpoint_anywhere(self) -> bool:
+        return not self._legacy_restarts
+
     def close(self) -> None:
         """Release every emulator (training and cached evaluation envs)."""
         if self.envs is not None:

@@ -9,8 +9,10 @@
         reg.end_task(t, *learner.importance_data(t))
         row t of the matrix = learner.evaluate(j) for j <= t; checkpoint; results.json; plots
 
-The trainer never knows which regularizer or learner it runs. Interruption: Ctrl-C trains on
-to the next periodic checkpoint, saves and stops (a second Ctrl-C stops at once); ``resume=True``
+The trainer never knows which regularizer or learner it runs. Interruption: Ctrl-C finishes the
+current unit, saves and stops; a learner whose checkpoints are boundaries that change its run
+(``checkpoint_anywhere()`` False) trains on to the next periodic checkpoint instead (a second
+Ctrl-C stops at once, without saving); ``resume=True``
 continues from the last checkpoint. Resuming from a periodic or task-end checkpoint reproduces
 the uninterrupted run exactly (the learner restarts what a checkpoint cannot hold at every
 checkpoint, in both). Each session of a run (the first, every resume) is recorded in
@@ -183,7 +185,11 @@ class ContinualTrainer:
         self._stop = True
         s, ce = self.state, self.schedule.checkpoint_every
         n = self.learner.units_per_task(s["task"]) if s["task"] < len(self.tasks) else 0
-        if ce:
+        if self.learner.checkpoint_anywhere():
+            print("\ninterrupt: finishing the current unit, then saving a checkpoint (--resume "
+                  "reproduces the uninterrupted run exactly); Ctrl-C again to stop at once "
+                  "(--resume then restarts from the last checkpoint)")
+        elif ce:
             nxt = min(n, -(-(s["unit"] + 1) // ce) * ce)
             print(f"\ninterrupt: continuing to the next checkpoint (unit {nxt} of this task, "
                   f"{nxt - s['unit']} unit(s) from here) so that --resume reproduces the "
@@ -262,11 +268,12 @@ class ContinualTrainer:
                 last_unit = s["unit"] == n_units
                 if sch.eval_every and s["unit"] % sch.eval_every == 0 and not last_unit:
                     self._periodic_eval(t, gs)
-                # An interrupt stops at the next periodic checkpoint, not here: a learner may
-                # treat a checkpoint as a boundary where it restarts what it cannot save
-                # (``checkpoint_boundary``), so an extra one could make the resumed run differ.
+                # An interrupt saves here only if an extra checkpoint leaves the run unchanged:
+                # a learner may treat a checkpoint as a boundary where it restarts what it cannot
+                # save (``checkpoint_boundary``); then it stops at the next periodic checkpoint.
                 periodic = bool(sch.checkpoint_every) and s["unit"] % sch.checkpoint_every == 0
-                if not last_unit and (periodic or (self._stop and not sch.checkpoint_every)):
+                stop_here = self._stop and (not sch.checkpoint_every or L.checkpoint_anywhere())
+                if not last_unit and (periodic or stop_here):
                     s["task_clock"] = time.perf_counter() - task_start
                     self._checkpoint()
                     L.checkpoint_boundary()

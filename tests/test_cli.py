@@ -2,6 +2,7 @@
 import json
 
 import pytest
+import torch
 
 import train
 from agents.ppo import PPOLearner
@@ -77,6 +78,40 @@ def test_atari_resume_equals_uninterrupted_and_report(tmp_path, monkeypatch, cap
     assert (tmp_path / "rep" / "normalised_accumulated_reward.png").exists()
     assert train.main(["report", str(tmp_path / "ft"), "--window", "0"]) == 2
     assert "window=0" in capsys.readouterr().err
+
+
+def test_atari_ctrl_c_saves_after_the_current_unit_and_resume_is_exact(tmp_path, monkeypatch,
+                                                                      capsys):
+    # 4 units per game, periodic checkpoints every 3: Ctrl-C in unit 1 saves after it (unit 2),
+    # with Boxing's games in progress (a resume replays their actions)
+    args = TINY_ATARI + ["--regularizer", "agscl", "--steps-per-task", "128",
+                         "--checkpoint-every", "3"]
+    assert train.main(args + ["--out", str(tmp_path / "full")]) == 0
+    orig = PPOLearner.train_unit
+
+    def ctrl_c(self, task, unit, reg=None):
+        if (task, unit) == (0, 1):
+            import os
+            import signal
+            os.kill(os.getpid(), signal.SIGINT)
+        return orig(self, task, unit, reg)
+
+    monkeypatch.setattr(PPOLearner, "train_unit", ctrl_c)
+    assert train.main(args + ["--out", str(tmp_path / "cut")]) == 0
+    assert "finishing the current unit" in capsys.readouterr().out
+    cut = results(tmp_path / "cut")
+    assert cut["status"] == "interrupted" and cut["global_step"] == 2 * 32
+    monkeypatch.setattr(PPOLearner, "train_unit", orig)
+    assert train.main(args + ["--out", str(tmp_path / "cut"), "--resume"]) == 0
+    full, cut = results(tmp_path / "full"), results(tmp_path / "cut")
+    assert cut["status"] == "complete"
+    assert cut["reward_matrix"] == full["reward_matrix"]
+    assert [c["score"] for c in cut["eval_curve"]] == [c["score"] for c in full["eval_curve"]]
+    assert cut["sparsity"] == full["sparsity"]
+    a = torch.load(tmp_path / "full" / "checkpoints" / "last.pt", weights_only=False)
+    b = torch.load(tmp_path / "cut" / "checkpoints" / "last.pt", weights_only=False)
+    for k, v in a["learner"]["model"].items():
+        assert torch.equal(v, b["learner"]["model"][k]), k
 
 
 def test_atari_bad_input(tmp_path, capsys):

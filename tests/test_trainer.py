@@ -73,6 +73,9 @@ class ToyLearner:
     def checkpoint_boundary(self):
         self.boundaries += 1
 
+    def checkpoint_anywhere(self):      # its whole state is in the checkpoint
+        return True
+
     def extra_results(self):
         return {}
 
@@ -221,6 +224,9 @@ class EnvLikeLearner(ToyLearner):
         super().checkpoint_boundary()
         self.gen = None
 
+    def checkpoint_anywhere(self):
+        return False
+
     def _indices(self, task, unit):
         if (task, unit) == self.sigint_at:
             import os
@@ -243,6 +249,26 @@ def test_ctrl_c_stops_at_the_next_checkpoint_and_resume_is_exact(tmp_path, capsy
     assert cut["status"] == "interrupted" and cut["global_step"] == 4 * 16
     _, resumed = run(tmp_path / "cut", resume=True, learner=EnvLikeLearner(), eval_every=1,
                      checkpoint_every=4)
+    assert resumed["status"] == "complete"
+    assert resumed["accuracy_matrix"] == full["accuracy_matrix"]
+    assert [c["score"] for c in resumed["eval_curve"]] == [c["score"] for c in full["eval_curve"]]
+
+
+class SigintToy(ToyLearner):
+    def _indices(self, task, unit):
+        if (task, unit) == (0, 1):
+            import os
+            import signal
+            os.kill(os.getpid(), signal.SIGINT)
+        return super()._indices(task, unit)
+
+
+def test_ctrl_c_saves_after_the_current_unit_when_a_checkpoint_changes_nothing(tmp_path, capsys):
+    _, full = run(tmp_path / "full", eval_every=1, checkpoint_every=4)
+    _, cut = run(tmp_path / "cut", learner=SigintToy(), eval_every=1, checkpoint_every=4)
+    assert "finishing the current unit" in capsys.readouterr().out
+    assert cut["status"] == "interrupted" and cut["global_step"] == 2 * 16    # not unit 4
+    _, resumed = run(tmp_path / "cut", resume=True, eval_every=1, checkpoint_every=4)
     assert resumed["status"] == "complete"
     assert resumed["accuracy_matrix"] == full["accuracy_matrix"]
     assert [c["score"] for c in resumed["eval_curve"]] == [c["score"] for c in full["eval_curve"]]
