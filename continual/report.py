@@ -4,7 +4,8 @@ RL (reward matrices): the normalised accumulated reward of Figure 7 -- each task
 score divided by the maximum score the fine-tuning run reached on that task (over its whole
 evaluation history), summed over the tasks learned so far -- after each task (table) and over
 training (plot, from the periodic evaluations); from greedy evaluations (the paper's) and from
-sampled-action ones (``*_sampled``), and each game's raw score over training; and the
+sampled-action ones (``*_sampled``), and each game's raw score over training; stability and
+plasticity (eq. 15-16) of the finished runs' reward matrices; and the
 training games' raw scores (TensorBoard ``train/episode_return``, weighted by
 ``train/episodes``) per window of environment steps of each task: the learning curves.
 
@@ -137,6 +138,26 @@ def _rl_summary(rep: dict) -> dict:
         out[method] = sm
     return out
 
+
+def rl_plasticity_stability(R, ft_matrices: list) -> dict:
+    """Eq. 15-16 on a complete reward matrix (raw scores; the paper gives them for accuracies
+    only). S = mean_j R[T-1][j] / max_{i>=j} R[i][j]; P = mean_i R[i][i] / R*[i][i], R* = the
+    fine-tuning runs' task-end scores (mean over those that finished the task). A ratio to a
+    non-positive score means nothing, so either is None where one of its denominators is <= 0
+    (e.g. Boxing, whose scores can be negative) and P is None while a fine-tuning diagonal
+    entry is missing."""
+    T = len(R)
+    best = [max(R[i][j] for i in range(j, T)) for j in range(T)]
+    S = metrics.stability(R) if all(b > 0 for b in best) else None
+    diag = []
+    for i in range(T):
+        vals = [F[i][i] for F in ft_matrices if len(F) > i]
+        diag.append(float(np.mean(vals)) if vals else float("nan"))
+    P = metrics.plasticity(R, [[0.0] * i + [d] for i, d in enumerate(diag)]) \
+        if all(np.isfinite(d) and d > 0 for d in diag) else None
+    return {"stability": S, "plasticity": P}
+
+
 TRAINING_WINDOW = 200_000      # env steps per window of the training-score table
 
 
@@ -228,6 +249,11 @@ def rl_report(runs: list[dict], out: Path | None, window: int = TRAINING_WINDOW)
             rr[f"normalised_accumulated_reward{suffix}"] = \
                 metrics.normalised_accumulated_reward(R, refs[key]) if R else []
             rr[f"normalised_accumulated_reward{suffix}_curve"] = _nar_curve(r, key, refs[key])
+        for key, (matrix, suffix) in VARIANTS.items():
+            R = rr[matrix]
+            ps = rl_plasticity_stability(R, [ft.get(matrix) or [] for ft in fts]) \
+                if R and len(R) == len(tasks) else {"stability": None, "plasticity": None}
+            rr[f"stability{suffix}"], rr[f"plasticity{suffix}"] = ps["stability"], ps["plasticity"]
         rr["eval_curve"] = [{k: c[k] for k in ("step", "task_end", "score", "score_sampled")
                              if k in c} for c in r.get("eval_curve", [])]
         rr["sps"] = r.get("sps")
@@ -242,6 +268,16 @@ def rl_report(runs: list[dict], out: Path | None, window: int = TRAINING_WINDOW)
     lines = _nar_table(rep, "", "Figure 7, greedy actions: the paper's protocol")
     if any(rr["reward_matrix_sampled"] for rr in rep["runs"]):
         lines += [""] + _nar_table(rep, "_sampled", "sampled actions")
+    if any(rr["stability"] is not None or rr["plasticity"] is not None for rr in rep["runs"]):
+        lines.append("\nstability S and plasticity P of the finished runs (eq. 16 and 15 on the "
+                     "raw-score reward matrices; P's reference: fine-tuning's task-end scores):")
+        fmt = lambda v: f"{v:>10.3f}" if v is not None else f"{'-':>10}"
+        lines.append(f"{'run':<28}{'method':<12}{'S greedy':>10}{'P greedy':>10}"
+                     f"{'S sampled':>10}{'P sampled':>10}")
+        for rr in rep["runs"]:
+            lines.append(f"{rr['label'][:27]:<28}{rr['method'][:11]:<12}" + "".join(
+                fmt(rr.get(k)) for k in ("stability", "plasticity", "stability_sampled",
+                                         "plasticity_sampled")))
     lines.append("\nprogress and last evaluation (greedy / sampled raw scores, tasks seen so far):")
     for rr in rep["runs"]:
         line = f"  {rr['label'][:27]:<28}{rr['progress']}"

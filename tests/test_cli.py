@@ -181,3 +181,29 @@ def test_vision_same_seed_same_run(tmp_path):
     a, b = results(tmp_path / "a"), results(tmp_path / "b")
     assert a["accuracy_matrix"] == b["accuracy_matrix"]
     assert a["sparsity"] == b["sparsity"]
+
+
+def test_grad_split_diagnostic_adds_up_and_leaves_the_run_alone(tmp_path):
+    """experiments/grad_split.py (RESULTS §3b): its parts partition the clipped gradient."""
+    import importlib.util
+    from pathlib import Path
+    path = Path(__file__).resolve().parents[1] / "experiments" / "grad_split.py"
+    spec = importlib.util.spec_from_file_location("grad_split", path)
+    gs = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(gs)
+    for reg in ("agscl", "ewc"):
+        out = tmp_path / reg
+        assert train.main(TINY_ATARI + ["--regularizer", reg, "--out", str(out)]) == 0
+        before = {f: f.stat().st_mtime_ns for f in out.rglob("*") if f.is_file()}
+        parts = gs.split(out, "task0.pt", units=1)
+        assert {f: f.stat().st_mtime_ns for f in out.rglob("*") if f.is_file()} == before
+        share = {k: v["share"] for k, v in parts.items() if k != "features"}
+        assert share["total"] == pytest.approx(1.0)
+        assert share["head"] + share["trunk"] == pytest.approx(1.0)
+        assert share["head:actor"] + share["head:critic"] == pytest.approx(share["head"])
+        assert parts["features"] > 0
+        if reg == "agscl":
+            assert share["trunk:important"] + share.get("trunk:cut", 0) + share["trunk:free"] \
+                == pytest.approx(share["trunk"], rel=1e-4, abs=1e-9)
+        else:
+            assert parts["penalty"]["norm"] > 0      # EWC's penalty after task 0's Fisher

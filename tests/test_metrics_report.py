@@ -51,6 +51,30 @@ def test_rl_report_on_hand_made_pair(tmp_path):
     assert (tmp_path / "rep" / "report.json").exists()
     assert (tmp_path / "rep" / "normalised_accumulated_reward.png").exists()
     assert "agscl" in rep["table"]
+    # eq. 16 / eq. 15 on the reward matrices, by hand
+    assert ags["stability"] == pytest.approx((15 / 16 + 50 / 50) / 2)
+    assert ags["plasticity"] == pytest.approx((16 / 10 + 50 / 100) / 2)
+    assert ft["stability"] == pytest.approx((2 / 10 + 1) / 2)
+    assert ft["plasticity"] == pytest.approx(1.0)
+    assert ags["stability_sampled"] is None          # these runs have no sampled evaluations
+    assert "stability S and plasticity P" in rep["table"]
+
+
+def test_rl_plasticity_stability_needs_positive_scores():
+    from continual.report import rl_plasticity_stability
+    # Boxing scores can be negative: a ratio to a non-positive best means nothing, so no S is
+    # made up; P divides by fine-tuning's (positive) scores, a negative score counts as such
+    R = [[-5.0], [-20.0, 60.0]]
+    out = rl_plasticity_stability(R, [[[10.0], [3.0, 80.0]]])
+    assert out["stability"] is None and out["plasticity"] == pytest.approx((-0.5 + 0.75) / 2)
+    assert rl_plasticity_stability(R, [[[-10.0], [3.0, 80.0]]])["plasticity"] is None
+    # fine-tuning has not finished the second game: S exists, P waits for the reference
+    R = [[10.0], [5.0, 40.0]]
+    out = rl_plasticity_stability(R, [[[20.0]]])
+    assert out["stability"] == pytest.approx((5 / 10 + 1) / 2) and out["plasticity"] is None
+    # two fine-tuning seeds: the reference is their mean task-end score
+    out = rl_plasticity_stability(R, [[[20.0], [1.0, 40.0]], [[10.0], [1.0, 120.0]]])
+    assert out["plasticity"] == pytest.approx((10 / 15 + 40 / 80) / 2)
 
 
 def test_report_needs_finetune_and_one_stream(tmp_path):
