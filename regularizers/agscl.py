@@ -264,6 +264,10 @@ class AGSCL(Regularizer):
 
         if self.zero_init:
             self._zero_outgoing(task, unimportant)                               # (I.1)
+        # G0 nodes whose incoming weights are exactly 0 (driven there by the sparsity term);
+        # the other G0 nodes are only inactive (e.g. dead ReLUs). The paper's (I.2) rule
+        # re-initialises only the former, so this says how much of G0 it can reach.
+        zero_norm = sum(int((u & (n == 0)).sum()) for u, n in zip(unimportant, self.group_norms()))
         reinitialised = self._rand_init(unimportant) if self.rand_init else 0    # (I.2)
         self.theta_hat = self._snapshot()
         self._prepare()
@@ -272,6 +276,7 @@ class AGSCL(Regularizer):
             "sparsity": sum(int(u.sum()) for u in unimportant) / total,
             "used_capacity": unchanged / total,
             "reinitialised": reinitialised / total,
+            "zero_norm": zero_norm / total,
         })
         self.task = task
 
@@ -324,7 +329,11 @@ class AGSCL(Regularizer):
         if not self.history:
             return {}
         h = self.history[-1]
-        return {"sparsity": h["sparsity"], "used_capacity": h["used_capacity"]}
+        out = {"sparsity": h["sparsity"], "used_capacity": h["used_capacity"],
+               "reinitialised": h["reinitialised"]}
+        if "zero_norm" in h:                # (not in the history of runs saved before it)
+            out["zero_norm"] = h["zero_norm"]
+        return out
 
     def state_tensors(self) -> list[torch.Tensor]:
         return list(self.omega) + [t for th in self.theta_hat for t in th]

@@ -207,7 +207,8 @@ def test_sparsity_and_used_capacity():
     # G0 = {fc1 node 0, fc2 node 2} of 7 nodes; untouched dead nodes did not move
     assert reg.sparsity() == pytest.approx(2 / 7)
     assert reg.used_capacity() == pytest.approx(7 / 7)   # no training happened at all
-    assert reg.task_metrics() == {"sparsity": pytest.approx(2 / 7), "used_capacity": 1.0}
+    assert reg.task_metrics() == {"sparsity": pytest.approx(2 / 7), "used_capacity": 1.0,
+                                  "reinitialised": 0.0, "zero_norm": pytest.approx(2 / 7)}
     xs, ys = torch.rand(32, 3), torch.randint(0, 2, (32,))
     reg2 = AGSCL(_dead_node_model(), lam=1e9, mu=0.0, reinit="zero")
     reg2.end_task(0, [(xs,)], loss_fn=None)
@@ -305,3 +306,19 @@ def test_state_of_another_network_is_refused():
     with pytest.raises(ValueError, match="another network"):
         reg.load_state_dict(dict(state, theta_hat=other["theta_hat"]))
     reg.load_state_dict(state)
+
+
+@pytest.mark.parametrize("reinit_from, revived", [("zero_norm", 2), ("unimportant", 3)])
+def test_zero_norm_and_reinitialised_tell_sparsified_from_dead_nodes(reinit_from, revived):
+    """A G0 node can be zero-norm (sparsified) or only inactive (a dead ReLU with weights):
+    task_metrics tells them apart, and the paper's (I.2) rule re-initialises only the first."""
+    model = _dead_node_model()
+    with torch.no_grad():                        # fc1 node 1: negative weights, never fires
+        model.fc1.weight[1] = -model.fc1.weight[1].abs() - 0.1
+        model.fc1.bias[1] = -1.0
+    reg = AGSCL(model, rho=1.0, reinit_from=reinit_from)
+    reg.end_task(0, [(torch.rand(16, 3),)], loss_fn=None)
+    m = reg.task_metrics()
+    assert m["sparsity"] == pytest.approx(3 / 7)         # fc1 nodes 0, 1 and fc2 node 2
+    assert m["zero_norm"] == pytest.approx(2 / 7)        # fc1 node 0 and fc2 node 2
+    assert m["reinitialised"] == pytest.approx(revived / 7)
