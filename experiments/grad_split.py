@@ -48,9 +48,9 @@ def main(argv=None) -> int:
     return 0
 
 
-def split(run: Path, checkpoint: str, units: int) -> dict:
-    """Print and return {part: {"norm": mean norm, "share": share of the squared total}},
-    with "features" = the mean ||h||."""
+def load_next_task(run: Path, checkpoint: str):
+    """(learner, regularizer, task, config) of a run at the start of the task after the
+    task-end checkpoint ``checkpoint``, as the trainer starts it (fresh optimizer)."""
     ck = torch.load(run / "checkpoints" / checkpoint, map_location="cpu", weights_only=False)
     conf = ck["config"]
     ppo = dict(conf["ppo"])
@@ -67,7 +67,13 @@ def split(run: Path, checkpoint: str, units: int) -> dict:
                          f"pick an earlier task-end checkpoint")
     learner.begin_task(task)
     reg.begin_task(task)
+    return learner, reg, task, conf
 
+
+def split(run: Path, checkpoint: str, units: int) -> dict:
+    """Print and return {part: {"norm": mean norm, "share": share of the squared total}},
+    with "features" = the mean ||h||."""
+    learner, reg, task, conf = load_next_task(run, checkpoint)
     model = learner.model
     head = model.heads[task]
     head_ids = {id(p) for p in head.parameters()}

@@ -183,14 +183,23 @@ def test_vision_same_seed_same_run(tmp_path):
     assert a["sparsity"] == b["sparsity"]
 
 
-def test_grad_split_diagnostic_adds_up_and_leaves_the_run_alone(tmp_path):
-    """experiments/grad_split.py (RESULTS §3b): its parts partition the clipped gradient."""
+def _experiment(name):
     import importlib.util
+    import sys
     from pathlib import Path
-    path = Path(__file__).resolve().parents[1] / "experiments" / "grad_split.py"
-    spec = importlib.util.spec_from_file_location("grad_split", path)
-    gs = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(gs)
+    folder = Path(__file__).resolve().parents[1] / "experiments"
+    sys.path.insert(0, str(folder))
+    spec = importlib.util.spec_from_file_location(name, folder / f"{name}.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def test_grad_split_and_reinit_fork_diagnostics(tmp_path):
+    """experiments/grad_split.py and reinit_fork.py (RESULTS §3b): the gradient's parts
+    partition the clipped gradient; the fork's 'unimportant' variant revives every G0 node,
+    'zero_norm' only zero-norm ones; neither touches the run folder."""
+    gs, fk = _experiment("grad_split"), _experiment("reinit_fork")
     for reg in ("agscl", "ewc"):
         out = tmp_path / reg
         assert train.main(TINY_ATARI + ["--regularizer", reg, "--out", str(out)]) == 0
@@ -205,5 +214,12 @@ def test_grad_split_diagnostic_adds_up_and_leaves_the_run_alone(tmp_path):
         if reg == "agscl":
             assert share["trunk:important"] + share.get("trunk:cut", 0) + share["trunk:free"] \
                 == pytest.approx(share["trunk"], rel=1e-4, abs=1e-9)
+            runs = {v: fk.fork(out, "task0.pt", 1, v) for v in ("zero_norm", "unimportant")}
+            assert {f: f.stat().st_mtime_ns for f in out.rglob("*") if f.is_file()} == before
+            g0 = runs["unimportant"]["g0_nodes_before"]
+            assert g0 > 0 and runs["unimportant"]["revived_at_start"] == g0
+            assert runs["zero_norm"]["revived_at_start"] == 0
+            for r in runs.values():
+                assert set(r["scores"]) == {"Boxing", "Gopher"} and r["task"] == 1
         else:
             assert parts["penalty"]["norm"] > 0      # EWC's penalty after task 0's Fisher
