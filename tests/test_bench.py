@@ -1,18 +1,10 @@
 """Smoke test of the supervised timing benchmark (numbers are not checked: timings belong in
 docs/RESULTS.md, not in tests)."""
-import importlib.util
-import sys
-from pathlib import Path
-
-BENCH = Path(__file__).resolve().parents[1] / "bench"
+from tests.tiny import load_script
 
 
 def _load(name):
-    sys.path.insert(0, str(BENCH))
-    spec = importlib.util.spec_from_file_location(name, BENCH / f"{name}.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
+    return load_script("bench", name)
 
 
 def test_vision_epoch_time_runs_every_hook(capsys):

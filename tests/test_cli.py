@@ -6,7 +6,7 @@ import torch
 
 import train
 from agents.ppo import PPOLearner
-from tests.tiny import DEVICE
+from tests.tiny import DEVICE, load_script
 
 TINY_ATARI = ["atari", "--games", "Boxing,Gopher", "--num-envs", "2", "--num-steps", "16",
               "--update-epochs", "1", "--num-minibatches", "2", "--steps-per-task", "64",
@@ -183,23 +183,11 @@ def test_vision_same_seed_same_run(tmp_path):
     assert a["sparsity"] == b["sparsity"]
 
 
-def _experiment(name):
-    import importlib.util
-    import sys
-    from pathlib import Path
-    folder = Path(__file__).resolve().parents[1] / "experiments"
-    sys.path.insert(0, str(folder))
-    spec = importlib.util.spec_from_file_location(name, folder / f"{name}.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
-
-
 def test_grad_split_and_reinit_fork_diagnostics(tmp_path):
     """experiments/grad_split.py and reinit_fork.py (RESULTS §3b): the gradient's parts
     partition the clipped gradient; the fork's 'unimportant' variant revives every G0 node,
     'zero_norm' only zero-norm ones; neither touches the run folder."""
-    gs, fk = _experiment("grad_split"), _experiment("reinit_fork")
+    gs, fk = load_script("experiments", "grad_split"), load_script("experiments", "reinit_fork")
     for reg in ("agscl", "ewc"):
         out = tmp_path / reg
         assert train.main(TINY_ATARI + ["--regularizer", reg, "--out", str(out)]) == 0

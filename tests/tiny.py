@@ -1,5 +1,9 @@
-"""Tiny multi-head models shared by the tests, and the device the learners' tests run on."""
+"""Tiny multi-head models shared by the tests, the device the learners' tests run on, and a
+loader for the scripts in bench/ and experiments/."""
+import importlib.util
 import os
+import sys
+from pathlib import Path
 
 import torch
 from torch import nn
@@ -9,6 +13,17 @@ import torch.nn.functional as F
 # The learners' tests (PPO, classifier, CLI runs) put their models on this device:
 # `AGSCL_TEST_DEVICE=cuda pytest` runs them on a GPU (bench/gpu_check.sh); the default is the CPU.
 DEVICE = os.environ.get("AGSCL_TEST_DEVICE", "cpu")
+
+
+def load_script(folder: str, name: str):
+    """Import ``<project>/<folder>/<name>.py`` (a script folder, not a package); its folder
+    goes on sys.path so that the script's own imports of its neighbours work."""
+    path = Path(__file__).resolve().parents[1] / folder
+    sys.path.insert(0, str(path))
+    spec = importlib.util.spec_from_file_location(name, path / f"{name}.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
 
 
 class TinyMLP(nn.Module):
