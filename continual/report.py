@@ -149,13 +149,20 @@ def rl_plasticity_stability(R, ft_matrices: list) -> dict:
     T = len(R)
     best = [max(R[i][j] for i in range(j, T)) for j in range(T)]
     S = metrics.stability(R) if all(b > 0 for b in best) else None
-    diag = []
-    for i in range(T):
-        vals = [F[i][i] for F in ft_matrices if len(F) > i]
-        diag.append(float(np.mean(vals)) if vals else float("nan"))
-    P = metrics.plasticity(R, [[0.0] * i + [d] for i, d in enumerate(diag)]) \
-        if all(np.isfinite(d) and d > 0 for d in diag) else None
+    ref = mean_diagonal(ft_matrices, T)
+    P = metrics.plasticity(R, ref) if all(np.isfinite(r[-1]) and r[-1] > 0 for r in ref) \
+        else None
     return {"stability": S, "plasticity": P}
+
+
+def mean_diagonal(matrices: list, n_tasks: int) -> list[list[float]]:
+    """A* of eq. 15 from several runs' matrices: entry i is the mean of A[i][i] over the runs
+    that have finished task i (NaN where none has), as rows [0, ..., 0, A*[i][i]]."""
+    diag = []
+    for i in range(n_tasks):
+        vals = [M[i][i] for M in matrices if len(M) > i]
+        diag.append(float(np.mean(vals)) if vals else float("nan"))
+    return [[0.0] * i + [d] for i, d in enumerate(diag)]
 
 
 TRAINING_WINDOW = 200_000      # env steps per window of the training-score table
@@ -434,12 +441,8 @@ def _plasticity_reference(ft_runs: list[dict], seed, n_tasks: int):
     diagonal entry over the runs that have reached it (NaN where none has)."""
     same = [r for r in ft_runs if seed is not None and _seed(r) == seed]
     use = same or ft_runs
-    diag = []
-    for i in range(n_tasks):
-        vals = [r["accuracy_matrix"][i][i] for r in use if len(r["accuracy_matrix"]) > i]
-        diag.append(float(np.mean(vals)) if vals else float("nan"))
     how = f"fine-tuning, seed {seed}" if same else f"mean of {len(use)} fine-tuning run(s)"
-    return [[0.0] * i + [diag[i]] for i in range(n_tasks)], how
+    return mean_diagonal([r["accuracy_matrix"] for r in use], n_tasks), how
 
 
 def supervised_report(runs: list[dict], out: Path | None) -> dict:

@@ -267,8 +267,9 @@ class AGSCL(Regularizer):
         # G0 nodes whose incoming weights are exactly 0 (driven there by the sparsity term);
         # the other G0 nodes are only inactive (e.g. dead ReLUs). The paper's (I.2) rule
         # re-initialises only the former, so this says how much of G0 it can reach.
-        zero_norm = sum(int((u & (n == 0)).sum()) for u, n in zip(unimportant, self.group_norms()))
-        reinitialised = self._rand_init(unimportant) if self.rand_init else 0    # (I.2)
+        norms = self.group_norms()
+        zero_norm = sum(int((u & (n == 0)).sum()) for u, n in zip(unimportant, norms))
+        reinitialised = self._rand_init(unimportant, norms) if self.rand_init else 0  # (I.2)
         self.theta_hat = self._snapshot()
         self._prepare()
         self.history.append({
@@ -292,9 +293,11 @@ class AGSCL(Regularizer):
                     w = head.weight
                     w.view(w.shape[0], L.num_nodes, -1).mul_(keep[None, :, None])
 
-    def _rand_init(self, unimportant: list[torch.Tensor]) -> int:
-        """(I.2): fresh default initialisation of a fraction rho of the candidate nodes."""
-        norms = self.group_norms()
+    def _rand_init(self, unimportant: list[torch.Tensor],
+                   norms: list[torch.Tensor] | None = None) -> int:
+        """(I.2): fresh default initialisation of a fraction rho of the candidate nodes
+        (``norms``: the current group norms, if the caller has them)."""
+        norms = self.group_norms() if norms is None else norms
         count = 0
         for L, unimp, norm in zip(self.layers, unimportant, norms):
             cand = unimp & (norm == 0) if self.reinit_from == "zero_norm" else unimp
