@@ -1,6 +1,6 @@
 # Two entry points (see README):
 #   make run    set everything up, then run the main job (a short continual Atari run on CPU)
-#   make test   set everything up, then run the tests
+#   make test   set everything up, then run the tests (make test-fast: all but the slow ones)
 PY ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
@@ -9,7 +9,7 @@ TORCH ?= torch==2.13.0
 TORCH_INDEX ?=
 ARGS ?=
 
-.PHONY: setup run test bench clean
+.PHONY: setup run test test-fast bench clean
 setup: $(VENV)/.installed
 
 $(VENV)/.installed: pyproject.toml
@@ -24,6 +24,10 @@ run: setup
 
 test: setup
 	$(BIN)/python -m pytest -p no:cacheprovider
+
+# everything but the end-to-end runs (about a minute on 2 cores)
+test-fast: setup
+	$(BIN)/python -m pytest -p no:cacheprovider -m "not slow"
 
 bench: setup
 	$(BIN)/python bench/agscl_after_step.py

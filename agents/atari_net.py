@@ -7,9 +7,9 @@ a ReLU after each. ``arch='nature'`` has the Nature-DQN widths 32-64-64; ``arch=
 (conv1, conv2, conv3, fc; the flatten is channel-major) and treat the heads as per-task.
 
 Inputs are the environments' uint8 frames (N, 4, 84, 84); they are scaled by 1/255 inside.
-When gradients are on (the PPO update), activations run in channels-last memory format
-(measured on the 2-core AVX2 box: oneDNN's convolution backward is 1.5-3x faster, conv1's most);
-without gradients (rollout inference, batch 8) the default layout is faster and is kept. The
+When gradients are on (the PPO update), activations run in channels-last memory format, where
+oneDNN's convolution backward is faster on a CPU (docs/RESULTS.md); without gradients (rollout
+inference, small batches) the default layout is faster and is kept. The
 parameters always stay in the default contiguous format, so regularizers can view/reshape them
 in place. Orthogonal initialisation as CleanRL: gain
 sqrt(2) for the trunk, 0.01 for the actor, 1 for the critic, zero biases.

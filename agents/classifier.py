@@ -23,158 +23,17 @@ from __future__ import annotations
 import copy
 import math
 import time
-from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from envs.vision import BENCHMARKS, DEFAULT_NETWORK, TaskStream
+from envs.vision import DEFAULT_NETWORK, TaskStream
 
+from .base import minibatch_step
+from .config import ClassifierConfig
 from .vision_nets import build_model
-
-
-@dataclass
-class ClassifierConfig:
-    benchmark: str = "split_digits"
-    network: str | None = None          # None: the benchmark's network (envs.vision.DEFAULT_NETWORK)
-    epochs: int = 20
-    batch_size: int = 256
-    eval_batch_size: int = 1024
-    optimizer: str = "adam"             # 'adam' | 'sgd'
-    lr: float = 1e-3
-    momentum: float = 0.9               # sgd only
-    weight_decay: float = 0.0
-    lr_factor: float = 3.0
-    lr_patience: int = 5
-    reset_optimizer_on_decay: bool = True
-    restore_best: bool = True
-    clip_grad: float | None = None      # gradient-norm clipping after reg.before_step()
-    hat: bool = False                   # build the network with HAT gates (regularizer 'hat')
-    hat_s_max: float = 400.0
-    pretrained: str | None = None       # ResNet-18: torchvision-format state_dict file
-    mlp_hidden: tuple[int, ...] = (100, 100)
-    seed: int = 0
-
-    def __post_init__(self):
-        if self.benchmark not in BENCHMARKS:
-            raise ValueError(f"unknown benchmark {self.benchmark!r}; choose one of: "
-                             f"{', '.join(BENCHMARKS)}")
-        if self.optimizer not in ("adam", "sgd"):
-            raise ValueError(f"optimizer={self.optimizer!r} must be 'adam' or 'sgd'")
-        for name, lo in (("epochs", 1), ("batch_size", 1), ("eval_batch_size", 1),
-                         ("lr_patience", 1)):
-            if int(getattr(self, name)) < lo:
-                raise ValueError(f"{name}={getattr(self, name)!r} must be >= {lo}")
-        if not self.lr > 0:
-            raise ValueError(f"lr={self.lr!r} must be > 0")
-        if not self.lr_factor >= 1:
-            raise ValueError(f"lr_factor={self.lr_factor!r} must be >= 1")
-        self.mlp_hidden = tuple(int(h) for h in self.mlp_hidden)
-
-    def to_dict(self) -> dict:
-        d = asdict(self)
-        d["mlp_hidden"] = list(self.mlp_hidden)
-        return d
-
-    @classmethod
-    def from_dict(cls, d: dict) -> "ClassifierConfig":
-        names = {f.name for f in fields(cls)}
-        unknown = sorted(set(d) - names)
-        if unknown:
-            raise ValueError(f"ClassifierConfig has no field {', '.join(unknown)}")
-        return cls(**d)
-
-
-# Published supervised setup (reference facts): Adam lr 1e-3, batch 256, 100 epochs per task,
-# lr / 3 after 5 epochs without validation improvement, best weights restored. CUB-200: the
-# published large-scale code used SGD (momentum 0.9, lr 0.005 for CUB, batch 128), 40 epochs.
-# split_digits is ours (no published setting). 'quick' presets are for smoke runs.
-PRESETS: dict[str, dict[str, dict[str, Any]]] = {
-    "split_cifar100": {"published": {"epochs": 100},
-                       "quick": {"epochs": 10}},
-    "cifar10_100": {"published": {"epochs": 100},
-                    "quick": {"epochs": 10}},
-    "omniglot": {"published": {"epochs": 100},
-                 "quick": {"epochs": 20}},
-    "cub200": {"published": {"epochs": 40, "optimizer": "sgd", "lr": 0.005, "momentum": 0.9,
-                             "batch_size": 128, "eval_batch_size": 256},
-               "quick": {"epochs": 5, "optimizer": "sgd", "lr": 0.005, "momentum": 0.9,
-                         "batch_size": 64, "eval_batch_size": 128}},
-    "split_digits": {"published": {"epochs": 20, "batch_size": 64},
-                     "quick": {"epochs": 5, "batch_size": 64}},
-}
-
-# Regularizer strengths per benchmark, for the CLI's defaults (reference facts; published
-# AGS-CL values were tuned with the proximal step once per epoch). Keys are the regularizers'
-# hyperparameter names: AGS-CL lam/mu/rho/eta/prox, EWC lam, SI c/epsilon, RWALK lam/alpha,
-# MAS lam, HAT lam (its c)/s_max. split_digits values are ours and untuned. AGS-CL's (I.2)
-# draws its rho fraction from the paper's candidates (zero-norm G0 nodes, reinit_from=
-# 'zero_norm'); the published code, for which these rho were tuned, drew from all of G0:
-# `--hp reinit_from=unimportant` reproduces that.
-_AGSCL = {
-    "split_cifar100": {"lam": 400.0, "mu": 10.0, "rho": 0.3, "eta": 0.9, "prox": "epoch"},
-    "cifar10_100": {"lam": 7000.0, "mu": 20.0, "rho": 0.2, "eta": 0.9, "prox": "epoch"},
-    "omniglot": {"lam": 1000.0, "mu": 7.0, "rho": 0.5, "eta": 0.9, "prox": "epoch"},
-    "cub200": {"lam": 1.5, "mu": 0.5, "rho": 0.1, "eta": 0.9, "prox": "epoch"},
-    "split_digits": {"lam": 100.0, "mu": 1.0, "rho": 0.3, "eta": 0.9, "prox": "epoch"},
-}
-_BASELINES = {   # EWC lam, SI c, RWALK lam, MAS lam
-    "split_cifar100": (12000.0, 1.0, 8.0, 3.0),
-    "cifar10_100": (25000.0, 0.9, 4.0, 1.0),
-    "omniglot": (100000.0, 8.0, 3000.0, 10.0),
-    "cub200": (300000.0, 50.0, 300.0, 50.0),
-    "split_digits": (1000.0, 1.0, 1.0, 1.0),
-}
-
-
-def _recommended(bench: str) -> dict[str, dict[str, Any]]:
-    ewc, si, rwalk, mas = _BASELINES[bench]
-    ags = _AGSCL[bench]
-    return {
-        "finetune": {},
-        "agscl": dict(ags), "agscl_no_reinit": dict(ags), "agscl_no_randinit": dict(ags),
-        "agscl_no_zeroinit": dict(ags),
-        # the lab's Fisher: squared gradients of 20-sample means (utils.fisher_matrix_diag),
-        # ~1/20 of the per-sample Fisher; its lam goes with that estimate
-        "ewc": {"lam": ewc, "fisher_batch": 20},
-        "ewc_online": {"lam": ewc, "fisher_batch": 20, "gamma": 0.9},
-        "si": {"c": si, "epsilon": 0.01},
-        # the lab's RWALK did not normalise F and s, so its lam only fits normalize=False
-        "rwalk": {"lam": rwalk, "alpha": 0.9, "normalize": False},
-        # the lab's MAS penalty had a 1/2 that ours (the paper's) has not: lam halved; and its
-        # importance was another quantity (|gradient| of the summed un-squared output norms of
-        # 20-sample batches), which estimator='lab' computes: the lab's lam goes with that
-        "mas": {"lam": mas / 2, "estimator": "lab"},
-        "hat": {"lam": 0.75, "s_max": 400.0},
-    }
-
-
-RECOMMENDED_HPARAMS: dict[str, dict[str, dict[str, Any]]] = {b: _recommended(b) for b in BENCHMARKS}
-
-
-def recommended_hyperparameters(benchmark: str, regularizer: str) -> dict[str, Any]:
-    """Default hyperparameters of ``regularizer`` on ``benchmark`` (a copy; {} if none known).
-    The CLI should drop keys that ``regularizers.hyperparameters(name)`` does not accept."""
-    if benchmark not in RECOMMENDED_HPARAMS:
-        raise ValueError(f"unknown benchmark {benchmark!r}; choose one of: {', '.join(BENCHMARKS)}")
-    return dict(RECOMMENDED_HPARAMS[benchmark].get(regularizer, {}))
-
-
-def preset(benchmark: str, name: str = "published", regularizer: str | None = None,
-           **overrides) -> ClassifierConfig:
-    """The benchmark's preset config; ``regularizer='hat'`` turns on the model's HAT gates."""
-    if benchmark not in PRESETS:
-        raise ValueError(f"unknown benchmark {benchmark!r}; choose one of: {', '.join(BENCHMARKS)}")
-    if name not in PRESETS[benchmark]:
-        raise ValueError(f"unknown preset {name!r} for {benchmark}; choose one of: "
-                         f"{', '.join(PRESETS[benchmark])}")
-    values = {"benchmark": benchmark, **PRESETS[benchmark][name]}
-    if regularizer == "hat":
-        values["hat"] = True
-    values.update({k: v for k, v in overrides.items() if v is not None})
-    return ClassifierConfig.from_dict(values)
 
 
 class _Batches:
@@ -309,15 +168,8 @@ class ClassifierLearner:
             yb = y[idx]
             out = self.model(xb, task)
             loss = F.cross_entropy(out, yb)
-            pen = reg.penalty()
-            total = loss + pen
-            self.optimizer.zero_grad(set_to_none=True)
-            total.backward()
-            reg.before_step()
-            if c.clip_grad:
-                nn.utils.clip_grad_norm_(self.model.parameters(), c.clip_grad)
-            self.optimizer.step()
-            reg.after_step(self.lr)
+            _, pen, _ = minibatch_step(loss, reg, self.optimizer, self.model.parameters(),
+                                       self.lr, c.clip_grad)
             with torch.no_grad():
                 loss_sum += loss.detach().double() * idx.numel()
                 pen_sum += pen.detach().double() * idx.numel()
@@ -371,12 +223,6 @@ class ClassifierLearner:
         _, acc = self._loss_acc(task, t.x_test, t.y_test)
         return {"score": acc}
 
-    def checkpoint_boundary(self) -> None:
-        pass
-
-    def checkpoint_anywhere(self) -> bool:
-        return True
-
     def extra_results(self) -> dict[str, Any]:
         return {"epochs_trained": self.epochs_trained,
                 "seconds_per_epoch": (self.train_seconds / self.epochs_trained
@@ -415,12 +261,3 @@ class ClassifierLearner:
         else:
             self.optimizer = None
         self._data = None
-
-
-def make_learner(stream: TaskStream, config: ClassifierConfig,
-                 device: str | torch.device = "cpu") -> ClassifierLearner:
-    return ClassifierLearner(stream, config, device=device)
-
-
-__all__ = ["ClassifierConfig", "ClassifierLearner", "PRESETS", "RECOMMENDED_HPARAMS",
-           "make_learner", "preset", "recommended_hyperparameters"]

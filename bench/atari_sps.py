@@ -87,15 +87,14 @@ def _learner(args, regularizer: str):
     """A learner on the second task of a 2-game stream, after ``reg.end_task`` on the first
     (so EWC's penalty and AGS-CL's proximal targets and freeze masks are active)."""
     import regularizers
-    from agents.ppo import PPOConfig, PPOLearner
+    from agents.config import PPOConfig
+    from agents.ppo import PPOLearner
     from envs.atari import canonical_game
     cfg = PPOConfig.from_preset(args.preset, num_envs=args.num_envs,
-                                channels_last=args.channels_last,
-                                torch_threads=args.torch_threads, env_threads=args.env_threads,
-                                device=args.device, bf16=args.bf16)
+                                channels_last=args.channels_last, bf16=args.bf16)
     game = canonical_game(args.game)
     first = "Gopher" if game != "Gopher" else "Boxing"
-    learner = PPOLearner(cfg, [first, game])
+    learner = PPOLearner(cfg, [first, game], device=args.device, env_threads=args.env_threads)
     eager = regularizer.endswith("-eager")   # e.g. agscl-eager: AGS-CL without its CUDA graph
     reg = regularizers.make(regularizer.removesuffix("-eager"), learner.model)
     if eager:
@@ -177,8 +176,8 @@ def main(argv=None) -> dict:
     if args.torch_threads:
         torch.set_num_threads(args.torch_threads)
     if args.num_envs is None:
-        from agents.ppo import PRESETS
-        args.num_envs = PRESETS.get(args.preset, PRESETS["cpu"])["num_envs"]
+        from agents.config import PPOConfig
+        args.num_envs = PPOConfig.from_preset(args.preset).num_envs
 
     info = machine()
     cmd = "python " + " ".join(shlex.quote(a) for a in [sys.argv[0], *(argv or sys.argv[1:])])

@@ -1,5 +1,5 @@
 """Cost of the quadratic penalty (EWC/SI/MAS/RWALK) per minibatch: the fused autograd function
-of regularizers/ewc.py against the plain autograd expression, over the Nature CNN trunk (1.7M
+of regularizers/quadratic.py against the plain autograd expression, over the Nature CNN trunk (1.7M
 weights), forward + backward, interleaved, median over rounds.
 
     python bench/quadratic_penalty.py --threads 2 --rounds 40
@@ -25,7 +25,7 @@ def main(argv=None) -> dict:
     args = p.parse_args(argv)
     torch.set_num_threads(args.threads)
     from agents.atari_net import ActorCritic
-    from regularizers.ewc import _QuadraticPenalty
+    from regularizers.quadratic import _QuadraticPenalty
     torch.manual_seed(0)
     m = ActorCritic([18, 18])
     params = [q for n, q in m.named_parameters() if not n.startswith("heads")]

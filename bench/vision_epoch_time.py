@@ -46,7 +46,8 @@ def main(argv=None) -> dict:
     torch.set_num_threads(args.threads)
 
     import regularizers
-    from agents.classifier import ClassifierLearner, preset, recommended_hyperparameters
+    from agents.classifier import ClassifierLearner
+    from agents.config import ClassifierConfig, strengths
     from envs.vision import make_stream
     from atari_sps import loadavg, machine  # noqa: E402  (this folder)
 
@@ -68,9 +69,9 @@ def main(argv=None) -> dict:
     learners, regs, end_task_s = {}, {}, {}
     for name in methods:
         torch.manual_seed(args.seed)
-        cfg = preset(args.benchmark, "published", regularizer=name, epochs=args.warm_epochs,
-                     seed=args.seed)
-        hp = recommended_hyperparameters(args.benchmark, name)
+        cfg = ClassifierConfig.from_preset(args.benchmark, "published", hat=name == "hat",
+                                           epochs=args.warm_epochs, seed=args.seed)
+        hp = strengths(args.benchmark, name)
         L = ClassifierLearner(stream, cfg)
         reg = regularizers.make(name, L.model, **hp)
         L.begin_task(0)

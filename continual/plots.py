@@ -1,6 +1,9 @@
-"""Plots of one run (written into its plots/ folder after every task)."""
+"""All plots: one run's (written into its plots/ folder after every task, ``plot_run``) and the
+report's (``plot_rl_report``: Figure 7 and the raw scores; ``plot_supervised_report``:
+Figures 3-6)."""
 from __future__ import annotations
 
+from collections import defaultdict
 from pathlib import Path
 
 import matplotlib
@@ -9,16 +12,11 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
-
-def _matrix(rows, T):
-    M = np.full((len(rows), T), np.nan)
-    for i, r in enumerate(rows):
-        M[i, :len(r)] = r
-    return M
+from . import metrics  # noqa: E402
 
 
 def plot_matrix(rows, tasks, title, path: Path) -> None:
-    M = _matrix(rows, len(tasks))
+    M = metrics.pad(rows, len(tasks))
     fig, ax = plt.subplots(figsize=(1.2 + 0.7 * len(tasks), 1.0 + 0.6 * len(rows)))
     im = ax.imshow(M, cmap="viridis", aspect="auto")
     for i in range(M.shape[0]):
@@ -74,3 +72,190 @@ def plot_run(res: dict, out: Path) -> None:
         fig.tight_layout()
         fig.savefig(out / "sparsity_capacity.png", dpi=120)
         plt.close(fig)
+
+
+# --- report plots (train.py report) ------------------------------------------------------
+def _colours() -> list[str]:
+    return plt.rcParams["axes.prop_cycle"].by_key()["color"]
+
+
+def plot_normalised_accumulated_reward(rep: dict, out: Path) -> None:
+    """Figure 7 over training: greedy (solid, the paper's) and sampled (dashed) evaluations."""
+    fig, ax = plt.subplots(figsize=(7, 4.2))
+    colours = _colours()
+    for k, rr in enumerate(rep["runs"]):
+        for suffix, ls, what in (("", "-", "greedy"), ("_sampled", "--", "sampled")):
+            pts = [p for p in rr[f"normalised_accumulated_reward{suffix}_curve"]
+                   if np.isfinite(p["value"])]
+            if pts:
+                # earlier runs drawn wider: a run that coincides with another stays visible
+                ax.plot([p["step"] for p in pts], [p["value"] for p in pts], ls, marker=".",
+                        color=colours[k % len(colours)], lw=max(0.8, 2.6 - 0.6 * k),
+                        label=f"{rr['label']} ({rr['method']}, {what})")
+    ax.set_xlabel("environment steps")
+    ax.set_ylabel("normalised accumulated reward")
+    ax.set_title("Accumulated performance (Figure 7)")
+    if ax.get_legend_handles_labels()[0]:
+        ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(out / "normalised_accumulated_reward.png", dpi=130)
+    plt.close(fig)
+
+
+def plot_scores_per_game(rep: dict, out: Path) -> None:
+    """One panel per game: every run's raw evaluation score over training (greedy solid,
+    sampled dashed), task boundaries dotted -- where forgetting shows."""
+    tasks = rep["tasks"]
+    fig, axes = plt.subplots(1, len(tasks), figsize=(3.6 * len(tasks), 3.4), squeeze=False,
+                             sharex=True)
+    ends = sorted({c["step"] for rr in rep["runs"] for c in rr["eval_curve"]
+                   if c.get("task_end")})
+    colours = _colours()
+    for j, (ax, name) in enumerate(zip(axes[0], tasks)):
+        for k, rr in enumerate(rep["runs"]):
+            col = colours[k % len(colours)]
+            for key, ls in (("score", "-"), ("score_sampled", "--")):
+                pts = [(c["step"], c[key][j]) for c in rr["eval_curve"]
+                       if len(c.get(key, [])) > j]
+                if pts:
+                    xs, ys = zip(*pts)
+                    ax.plot(xs, ys, ls, color=col, marker=".", ms=3, lw=max(0.7, 2.0 - 0.5 * k),
+                            label=f"{rr['label']}" if key == "score" else None)
+        for e in ends:
+            ax.axvline(e, color="grey", lw=0.6, ls=":")
+        ax.set_title(name, fontsize=10)
+        ax.set_xlabel("environment steps")
+        if j == 0:
+            ax.set_ylabel("raw score (greedy -, sampled --)")
+    if axes[0][0].get_legend_handles_labels()[0]:
+        axes[0][0].legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(out / "scores_per_game.png", dpi=120)
+    plt.close(fig)
+
+
+def plot_training_scores(rep: dict, out: Path, smooth: int = 25) -> None:
+    """One panel per game: every run's training-game raw score over the steps of that task
+    (the mean over a sliding window of ``smooth`` units, weighted by games)."""
+    tasks = rep["tasks"]
+    fig, axes = plt.subplots(1, len(tasks), figsize=(3.6 * len(tasks), 3.4), squeeze=False)
+    colours = _colours()
+    for k, rr in enumerate(rep["runs"]):
+        pts = rr["training_returns"]
+        for j, (lo, hi) in enumerate(rr["task_spans"]):
+            seg = [(s, v, g) for s, v, g in pts if lo < s <= hi and g > 0]
+            if not seg:
+                continue
+            xs, ys = [], []
+            for m in range(len(seg)):
+                win = seg[max(0, m - smooth + 1):m + 1]
+                n = sum(g for _, _, g in win)
+                xs.append(seg[m][0] - lo)
+                ys.append(sum(v * g for _, v, g in win) / n)
+            # dashes for later runs: identical curves (EWC's first task is fine-tuning's) stay visible
+            axes[0][j].plot(xs, ys, color=colours[k % len(colours)], lw=1,
+                            ls=("-", "--", ":", "-.")[k % 4],
+                            label=rr["label"] if j == 0 else None)
+    for j, name in enumerate(tasks):
+        axes[0][j].set_title(name, fontsize=10)
+        axes[0][j].set_xlabel("environment steps in this task")
+    axes[0][0].set_ylabel("training games' raw score")
+    if axes[0][0].get_legend_handles_labels()[0]:
+        axes[0][0].legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(out / "training_scores.png", dpi=120)
+    plt.close(fig)
+
+
+def plot_rl_report(rep: dict, out: Path) -> None:
+    """The RL report's plots (the training scores only where a run has TensorBoard returns)."""
+    out = Path(out)
+    plot_normalised_accumulated_reward(rep, out)
+    plot_scores_per_game(rep, out)
+    if any(rr["training_returns"] for rr in rep["runs"]):
+        plot_training_scores(rep, out)
+
+
+def _by_method(rep: dict) -> dict[str, list[dict]]:
+    by = defaultdict(list)
+    for pr in rep["runs"]:
+        by[pr["method"]].append(pr)
+    return by
+
+
+def plot_average_accuracy(rep: dict, out: Path) -> None:
+    """Figure 3: average accuracy over the tasks learned, mean and std over each method's
+    complete runs."""
+    fig, ax = plt.subplots(figsize=(6, 4))
+    for m, prs in _by_method(rep).items():
+        curves = np.array([p["average_accuracy_curve"] for p in prs
+                           if len(p["average_accuracy_curve"]) == len(rep["tasks"])])
+        if len(curves):
+            x = np.arange(1, curves.shape[1] + 1)
+            ax.errorbar(x, curves.mean(0), yerr=curves.std(0), marker="o", capsize=3, label=m)
+    ax.set_xlabel("tasks learned")
+    ax.set_ylabel("average accuracy")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(out / "fig3_average_accuracy.png", dpi=130)
+    plt.close(fig)
+
+
+def plot_sparsity_capacity(rep: dict, out: Path) -> None:
+    """Figure 4: sparsity and used capacity after each task of the methods that report them
+    (AGS-CL and its variants); nothing is written if none does."""
+    agscl = {m: prs for m, prs in _by_method(rep).items() if prs[0]["sparsity"]}
+    if not agscl:
+        return
+    fig, ax = plt.subplots(figsize=(6, 4))
+    for m, prs in agscl.items():
+        # runs still training have fewer tasks: NaN-padded, the mean of what exists per task
+        sp, uc = (metrics.pad([p[k] or [] for p in prs]) for k in ("sparsity", "used_capacity"))
+        x = np.arange(1, sp.shape[1] + 1)
+        ax.plot(x, np.nanmean(sp, 0), marker="o", label=f"{m} sparsity")
+        ax.plot(x, np.nanmean(uc, 0), marker="s", ls="--", label=f"{m} used capacity")
+    ax.set_xlabel("task")
+    ax.set_ylim(0, 1)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(out / "fig4_sparsity_capacity.png", dpi=130)
+    plt.close(fig)
+
+
+def plot_plasticity_stability(rep: dict, out: Path) -> None:
+    """Figure 5: each run's plasticity P (eq. 15) against its stability S (eq. 16)."""
+    fig, ax = plt.subplots(figsize=(5, 4))
+    for m, prs in _by_method(rep).items():
+        pts = [(p["plasticity"], p["stability"]) for p in prs if p["plasticity"] is not None]
+        if pts:
+            ax.scatter(*zip(*pts), label=m)
+    ax.set_xlabel("plasticity P (eq. 15)")
+    ax.set_ylabel("stability S (eq. 16)")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(out / "fig5_plasticity_stability.png", dpi=130)
+    plt.close(fig)
+
+
+def plot_memory(rep: dict, out: Path) -> None:
+    """Figure 6: each method's memory relative to EWC; nothing is written without an EWC run."""
+    mems = {m: np.mean([p["relative_memory"] for p in prs]) for m, prs in _by_method(rep).items()
+            if prs[0]["relative_memory"] is not None}
+    if not mems:
+        return
+    fig, ax = plt.subplots(figsize=(6, 3.5))
+    ax.bar(list(mems), list(mems.values()))
+    ax.set_ylabel("memory relative to EWC")
+    ax.tick_params(axis="x", rotation=30)
+    fig.tight_layout()
+    fig.savefig(out / "fig6_memory.png", dpi=130)
+    plt.close(fig)
+
+
+def plot_supervised_report(rep: dict, out: Path) -> None:
+    """The supervised report's plots: Figures 3-6."""
+    out = Path(out)
+    plot_average_accuracy(rep, out)
+    plot_sparsity_capacity(rep, out)
+    plot_plasticity_stability(rep, out)
+    plot_memory(rep, out)

@@ -19,8 +19,10 @@ try:                        # POSIX; elsewhere runs are simply not locked
 except ImportError:         # pragma: no cover
     fcntl = None
 
-# keys that may differ between an interrupted run and its resumption
-RESUME_FREE_KEYS = {"out", "resume", "device", "progress", "threads"}
+# The format of config.json and of checkpoints. Another format is refused, naming the last
+# commit that can resume it (a run is continued by the code that started it).
+CHECKPOINT_FORMAT = 2
+LAST_COMMIT_OF_FORMAT = {1: "5d4c92f"}     # format 1: no "format_version" key
 
 
 _UMASK = os.umask(0)
@@ -29,6 +31,16 @@ os.umask(_UMASK)
 
 class RunError(RuntimeError):
     """A problem with the run folder, with a message that names the fix."""
+
+
+def refuse_format(what: str, version) -> None:
+    """Raise RunError for a config or checkpoint of another format than ``CHECKPOINT_FORMAT``."""
+    version = 1 if version is None else version
+    commit = LAST_COMMIT_OF_FORMAT.get(version)
+    where = (f"the last commit that can resume it is {commit} (git checkout {commit}, then "
+             f"--resume there)" if commit else "no commit of this repository knows that format")
+    raise RunError(f"{what} has format {version}; this code reads format {CHECKPOINT_FORMAT}: "
+                   f"{where}, or start a new run in another --out")
 
 
 def _atomic_write_bytes(path: Path, write) -> None:
@@ -60,6 +72,18 @@ def _jsonable(o):
     raise TypeError(f"not JSON serialisable: {type(o).__name__}")
 
 
+def check_out(path: Path) -> None:
+    """A run folder path must be a folder or not exist yet."""
+    path = Path(path)
+    if path.exists() and not path.is_dir():
+        raise RunError(f"--out {path} is a file, not a folder: pass a folder for the run "
+                       f"(nothing was written)")
+    for parent in path.parents:
+        if parent.exists() and not parent.is_dir():
+            raise RunError(f"--out {path}: {parent} is a file, so the run folder cannot be "
+                           f"made there; pass another --out")
+
+
 class RunFolder:
     def __init__(self, path: str | os.PathLike):
         self.path = Path(path)
@@ -81,9 +105,11 @@ class RunFolder:
         return self.ckpt_dir / "last.pt"
 
     def open(self, config: dict, resume: bool) -> None:
-        """Create the folder for a new run, or check that ``config`` matches the run resumed.
-        Either way the folder is locked for this process until ``close()`` (or its exit)."""
+        """Create the folder for a new run (writing ``config`` to config.json), or check that
+        it holds a run of this format to resume. Either way the folder is locked for this
+        process until ``close()`` (or its exit)."""
         config = json.loads(json.dumps(config, default=_jsonable))
+        check_out(self.path)
         if resume:
             if not self.config_path.exists():
                 raise RunError(f"--resume: {self.path} holds no run (no config.json); "
@@ -92,20 +118,32 @@ class RunFolder:
             self.path.mkdir(parents=True, exist_ok=True)
         self._lock()
         if resume:
-            saved = json.loads(self.config_path.read_text())
-            diff = config_differences(saved, config)
-            if diff:
+            try:
+                self.read_config()
+            except RunError:
                 self.close()
-                raise RunError(
-                    f"--resume refused: the run in {self.path} was started with another "
-                    f"config ({'; '.join(diff)}); resume with the same arguments, or pass "
-                    f"another --out to start a new run")
+                raise
             return
         if self.config_path.exists():
             self.close()
             raise RunError(f"{self.path} already holds a run; pass --resume to continue it or "
                            f"another --out for a new run (nothing was overwritten)")
         write_json(self.config_path, config)
+
+    def read_config(self) -> dict:
+        """The run's config.json, refused if it is of another format."""
+        if not self.config_path.exists():
+            raise RunError(f"--resume: {self.path} holds no run (no config.json); start a new "
+                           f"run without --resume")
+        try:
+            saved = json.loads(self.config_path.read_text())
+        except (OSError, ValueError) as e:
+            raise RunError(f"{self.config_path} is unreadable ({e}); start a new run in "
+                           f"another --out") from None
+        if not isinstance(saved, dict) or saved.get("format_version") != CHECKPOINT_FORMAT:
+            refuse_format(f"the run in {self.path}",
+                          saved.get("format_version") if isinstance(saved, dict) else None)
+        return saved
 
     def _lock(self) -> None:
         if fcntl is None or self._lock_file is not None:
@@ -158,7 +196,7 @@ class RunFolder:
                            f"checkpoint, so there is nothing to resume; delete {self.path} (or "
                            f"pass another --out) and start the run again without --resume")
         try:
-            return torch.load(path, map_location="cpu", weights_only=False)
+            ck = torch.load(path, map_location="cpu", weights_only=False)
         except Exception as e:  # truncated, corrupt, not a torch file
             tasks = sorted(self.ckpt_dir.glob("task*.pt"),
                            key=lambda p: int(p.stem[4:]) if p.stem[4:].isdigit() else -1)
@@ -167,13 +205,22 @@ class RunFolder:
                    f"another --out)")
             raise RunError(f"checkpoint {path} is unreadable ({type(e).__name__}: {e}); "
                            f"{fix}") from None
+        if not isinstance(ck, dict) or ck.get("format_version") != CHECKPOINT_FORMAT:
+            refuse_format(f"checkpoint {path}",
+                          ck.get("format_version") if isinstance(ck, dict) else None)
+        return ck
 
 
-def config_differences(saved: dict, new: dict) -> list[str]:
+def config_differences(saved: dict, new: dict, prefix: str = "") -> list[str]:
+    """What differs between two configs, as 'key: old then, new now', the "machine" part
+    aside (device, threads: what may change across a resume)."""
     out = []
     for k in sorted(set(saved) | set(new)):
-        if k in RESUME_FREE_KEYS:
+        if k == "machine" and not prefix:
             continue
-        if saved.get(k) != new.get(k):
-            out.append(f"{k}: {saved.get(k)!r} then, {new.get(k)!r} now")
+        a, b = saved.get(k), new.get(k)
+        if isinstance(a, dict) and isinstance(b, dict):
+            out += config_differences(a, b, f"{prefix}{k}.")
+        elif a != b:
+            out.append(f"{prefix}{k}: {a!r} then, {b!r} now")
     return out

@@ -9,14 +9,11 @@
         reg.end_task(t, *learner.importance_data(t))
         row t of the matrix = learner.evaluate(j) for j <= t; checkpoint; results.json; plots
 
-The trainer never knows which regularizer or learner it runs. Interruption: Ctrl-C finishes the
-current unit, saves and stops; a learner whose checkpoints are boundaries that change its run
-(``checkpoint_anywhere()`` False) trains on to the next periodic checkpoint instead (a second
-Ctrl-C stops at once, without saving); ``resume=True``
-continues from the last checkpoint. Resuming from a periodic or task-end checkpoint reproduces
-the uninterrupted run exactly (the learner restarts what a checkpoint cannot hold at every
-checkpoint, in both). Each session of a run (the first, every resume) is recorded in
-``results.json`` under ``sessions`` (code commit, packages, machine; see provenance.py).
+The trainer never knows which regularizer or learner it runs. Interruption: Ctrl-C or SIGTERM
+finishes the current unit, saves a checkpoint and stops (a second Ctrl-C stops at once, without
+saving); ``resume=True`` continues from the last checkpoint and repeats the uninterrupted run
+exactly. Each session of a run (the first, every resume) is recorded in ``results.json`` under
+``sessions`` (code commit, packages, machine; see provenance.py).
 """
 from __future__ import annotations
 
@@ -30,7 +27,7 @@ import torch
 from tqdm import tqdm
 
 from . import metrics, provenance
-from .runfolder import RunError, RunFolder, write_json
+from .runfolder import CHECKPOINT_FORMAT, RunError, RunFolder, write_json
 
 
 class NaNLossError(RuntimeError):
@@ -61,9 +58,11 @@ def _set_rng_state(s: dict) -> None:
 
 class ContinualTrainer:
     def __init__(self, learner, regularizer, run: RunFolder, config: dict,
-                 schedule: Schedule = Schedule(), resume: bool = False, progress: bool = True):
+                 schedule: Schedule = Schedule(), resume: bool = False, progress: bool = True,
+                 plots: bool = True):
         self.learner, self.reg, self.run_folder = learner, regularizer, run
         self.config, self.schedule, self.resume, self.progress = config, schedule, resume, progress
+        self.plots = plots            # plots/ after every task (False: results.json only)
         self.tasks = list(learner.task_names)
         self.state = {
             "task": 0, "unit": 0, "global_step": 0, "status": "running",
@@ -91,18 +90,13 @@ class ContinualTrainer:
         return self._writer
 
     def _checkpoint(self, name: str = "last.pt") -> None:
-        state = {"config": self.config, "trainer": self.state,
-                 "learner": self.learner.state_dict(), "regularizer": self.reg.state_dict(),
-                 "rng": _rng_state()}
+        state = {"format_version": CHECKPOINT_FORMAT, "config": self.config,
+                 "trainer": self.state, "learner": self.learner.state_dict(),
+                 "regularizer": self.reg.state_dict(), "rng": _rng_state()}
         self.run_folder.save_checkpoint(state, name)
 
     def _restore(self) -> None:
         ck = self.run_folder.load_checkpoint()
-        from .runfolder import config_differences
-        diff = config_differences(ck.get("config", {}), self.config)
-        if diff:
-            raise RunError(f"checkpoint {self.run_folder.last_checkpoint} belongs to another "
-                           f"config ({'; '.join(diff)}); resume with that run's arguments")
         self.state = ck["trainer"]
         self.state["status"] = "running"
         t = self.state["task"]
@@ -115,7 +109,7 @@ class ContinualTrainer:
         self.resume = self.state["unit"] > 0   # at a task boundary the loop begins the task
 
     def _record_session(self) -> None:
-        sessions = self.state.setdefault("sessions", [])   # older checkpoints have none
+        sessions = self.state["sessions"]
         now = provenance.session(self.state["global_step"])
         if sessions:
             changed = provenance.differs(sessions[-1], now)
@@ -169,7 +163,7 @@ class ContinualTrainer:
     def _write_results(self, plots: bool = True) -> dict:
         res = self.results()
         write_json(self.run_folder.results_path, res)
-        if not plots:
+        if not (plots and self.plots):
             return res
         try:
             from .plots import plot_run
@@ -179,26 +173,13 @@ class ContinualTrainer:
         return res
 
     # --- the loop --------------------------------------------------------------------------
-    def _on_sigint(self, signum, frame):
+    def _on_interrupt(self, signum, frame):
         if self._stop:
             raise KeyboardInterrupt
         self._stop = True
-        s, ce = self.state, self.schedule.checkpoint_every
-        n = self.learner.units_per_task(s["task"]) if s["task"] < len(self.tasks) else 0
-        if self.learner.checkpoint_anywhere():
-            print("\ninterrupt: finishing the current unit, then saving a checkpoint (--resume "
-                  "reproduces the uninterrupted run exactly); Ctrl-C again to stop at once "
-                  "(--resume then restarts from the last checkpoint)")
-        elif ce:
-            nxt = min(n, -(-(s["unit"] + 1) // ce) * ce)
-            print(f"\ninterrupt: continuing to the next checkpoint (unit {nxt} of this task, "
-                  f"{nxt - s['unit']} unit(s) from here) so that --resume reproduces the "
-                  f"uninterrupted run exactly; Ctrl-C again to stop at once (--resume then "
-                  f"restarts from the last checkpoint)")
-        else:
-            print("\ninterrupt: finishing the current unit, then saving a checkpoint (no "
-                  "periodic checkpoints in this schedule, so a resumed run may not be "
-                  "bit-identical to an uninterrupted one); Ctrl-C again to abort without saving")
+        print(f"\n{signal.Signals(signum).name}: finishing the current unit, then saving a "
+              f"checkpoint (--resume continues exactly); Ctrl-C again to stop at once (--resume "
+              f"then restarts from the last checkpoint)")
 
     def run(self) -> dict:
         self.run_folder.open(self.config, self.resume)
@@ -213,11 +194,13 @@ class ContinualTrainer:
                     for t in range(len(self.tasks)))
         bar = tqdm(total=total, initial=self.state["global_step"], unit="step",
                    disable=not self.progress, dynamic_ncols=True, smoothing=0.05)
-        old_handler = signal.signal(signal.SIGINT, self._on_sigint)
+        old = {sig: signal.signal(sig, self._on_interrupt) for sig in (signal.SIGINT,
+                                                                       signal.SIGTERM)}
         try:
             return self._loop(bar)
         finally:
-            signal.signal(signal.SIGINT, old_handler)
+            for sig, handler in old.items():
+                signal.signal(sig, handler)
             bar.close()
             self.run_folder.close()
             if self._writer is not None:
@@ -268,15 +251,10 @@ class ContinualTrainer:
                 last_unit = s["unit"] == n_units
                 if sch.eval_every and s["unit"] % sch.eval_every == 0 and not last_unit:
                     self._periodic_eval(t, gs)
-                # An interrupt saves here only if an extra checkpoint leaves the run unchanged:
-                # a learner may treat a checkpoint as a boundary where it restarts what it cannot
-                # save (``checkpoint_boundary``); then it stops at the next periodic checkpoint.
                 periodic = bool(sch.checkpoint_every) and s["unit"] % sch.checkpoint_every == 0
-                stop_here = self._stop and (not sch.checkpoint_every or L.checkpoint_anywhere())
-                if not last_unit and (periodic or stop_here):
+                if not last_unit and (periodic or self._stop):
                     s["task_clock"] = time.perf_counter() - task_start
                     self._checkpoint()
-                    L.checkpoint_boundary()
                     if not self._stop:      # results.json follows every checkpoint
                         self._write_results(plots=False)
                     else:
@@ -312,7 +290,6 @@ class ContinualTrainer:
                 s["status"] = "complete"
             self._checkpoint(f"task{t}.pt")
             self._checkpoint()
-            L.checkpoint_boundary()
             self._write_results()
             if self._stop and s["task"] < len(self.tasks):
                 s["status"] = "interrupted"

@@ -68,15 +68,14 @@ def canonical_game(name: str) -> str:
 
 
 def parse_games(spec: str | Sequence[str] | None) -> list[str]:
-    """'Boxing,Gopher' (or a list) -> ['Boxing', 'Gopher']; None or '' -> the whole stream."""
+    """'Boxing,Gopher' (or a list) -> ['Boxing', 'Gopher']; None -> the whole stream. An
+    empty name (e.g. '' or 'Boxing,,Gopher') is an error."""
     if spec is None:
         return list(GAMES)
-    parts = [p for p in (spec.split(",") if isinstance(spec, str) else spec)]
-    parts = [p.strip() for p in parts if str(p).strip()]
-    if not parts:
-        if isinstance(spec, str) and spec.strip() == "":
-            return list(GAMES)
-        raise ValueError(f"no games given; valid games are: {', '.join(GAMES)}")
+    parts = [str(p).strip() for p in (spec.split(",") if isinstance(spec, str) else spec)]
+    if not parts or not all(parts):
+        raise ValueError(f"games {spec!r}: an empty game name; give comma-separated games "
+                         f"from: {', '.join(GAMES)}")
     games = [canonical_game(p) for p in parts]
     dup = sorted({g for g in games if games.count(g) > 1})
     if dup:
@@ -125,7 +124,6 @@ class AtariTrainEnv:
     obs uint8 (N, 4, 84, 84); clipped_reward float32 (N,); done bool (N,) = life lost, game
     over or time limit (cut the return there); game_over bool (N,) = a full game ended (the
     env has reset it). Finished games' raw returns and lengths: ``pop_finished()``.
-    ``send``/``recv`` split ``step`` so that the caller can work while the emulators run.
     """
 
     def __init__(self, game: str, num_envs: int, seed: int, num_threads: int = 0,
@@ -154,11 +152,8 @@ class AtariTrainEnv:
         self._len = np.zeros(self.num_envs, dtype=np.int64)
         return obs
 
-    def send(self, actions: np.ndarray) -> None:
-        self.env.send(np.ascontiguousarray(actions, dtype=np.int64))
-
-    def recv(self):
-        obs, r, te, tr, info = self.env.recv()
+    def step(self, actions: np.ndarray):
+        obs, r, te, tr, info = self.env.step(np.ascontiguousarray(actions, dtype=np.int64))
         raw = r.astype(np.float64)
         self._ret += raw
         self._len += 1
@@ -176,10 +171,6 @@ class AtariTrainEnv:
         self._lives, self._efn = lives.copy(), efn.copy()
         rew = np.clip(raw, -1.0, 1.0) if self.clip_rewards else raw
         return obs, rew.astype(np.float32), done, game_over
-
-    def step(self, actions: np.ndarray):
-        self.send(actions)
-        return self.recv()
 
     def pop_finished(self) -> list[tuple[float, int]]:
         """(raw return, length in agent steps) of every game finished since the last call."""

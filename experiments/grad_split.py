@@ -31,8 +31,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-import regularizers  # noqa: E402
-from agents.ppo import PPOConfig, PPOLearner  # noqa: E402
+from continual import runconfig  # noqa: E402
 
 
 def main(argv=None) -> int:
@@ -51,23 +50,15 @@ def main(argv=None) -> int:
 def load_next_task(run: Path, checkpoint: str):
     """(learner, regularizer, task, config) of a run at the start of the task after the
     task-end checkpoint ``checkpoint``, as the trainer starts it (fresh optimizer)."""
-    ck = torch.load(run / "checkpoints" / checkpoint, map_location="cpu", weights_only=False)
-    conf = ck["config"]
-    ppo = dict(conf["ppo"])
-    cfg = PPOConfig.from_preset(ppo.pop("preset", "cpu"), **ppo)
-    learner = PPOLearner(cfg, conf["games"])
-    state = dict(ck["learner"])
-    state["optimizer"] = None                     # a new task starts with a new optimizer
-    learner.load_state_dict(state)
-    reg = regularizers.make(conf["regularizer"], learner.model, **conf["regularizer_hparams"])
-    reg.load_state_dict(ck["regularizer"])
-    task = ck["trainer"]["task"]
-    if task >= len(conf["games"]):
+    config, learner, reg, trainer = runconfig.load(run, checkpoint,
+                                                   machine={"threads": torch.get_num_threads()})
+    task = trainer["task"]
+    if task >= len(config.games):
         raise SystemExit(f"{run / 'checkpoints' / checkpoint} is the end of the stream: "
                          f"pick an earlier task-end checkpoint")
     learner.begin_task(task)
     reg.begin_task(task)
-    return learner, reg, task, conf
+    return learner, reg, task, config
 
 
 def split(run: Path, checkpoint: str, units: int) -> dict:
@@ -98,7 +89,7 @@ def split(run: Path, checkpoint: str, units: int) -> dict:
                 if id(p) in head_ids:
                     parts["head:actor" if id(p) in actor_ids else "head:critic"] += g2
         if layers is not None:                     # AGS-CL: its node partition of the trunk
-            for L, om, keep in zip(layers, reg.omega, reg._keep):
+            for L, om, keep in zip(layers, reg.omega, reg.freeze_masks()):
                 imp = om > 0
                 for p in L.group_params:
                     g2 = p.grad.pow(2).reshape(p.shape[0], -1).sum(1)
@@ -126,7 +117,7 @@ def split(run: Path, checkpoint: str, units: int) -> dict:
 
     n = len(sq["total"])
     mean_total_sq = sum(sq["total"]) / n
-    print(f"{run} ({conf['regularizer']}), start of task {task} ({conf['games'][task]}), "
+    print(f"{run} ({conf.regularizer}), start of task {task} ({conf.games[task]}), "
           f"{units} PPO iterations = {n} minibatches:")
     out = {}
     for k in ("total", "head", "head:actor", "head:critic", "trunk", "trunk:important",

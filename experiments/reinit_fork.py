@@ -34,10 +34,8 @@ def fork(run: Path, checkpoint: str, units: int, variant: str) -> dict:
     revived = 0
     if variant == "unimportant":                  # (I.2) as the published code did it
         reg.reinit_from, reg.rho = "unimportant", 1.0
-        with torch.no_grad():
-            revived = reg._rand_init(g0_before)
-        reg.theta_hat = reg._snapshot()           # theta_hat after the re-initialisation
-        reg._prepare()
+        revived = reg.reinitialise(g0_before)
+        reg.set_anchor()                          # theta_hat after the re-initialisation
     elif variant != "zero_norm":
         raise SystemExit(f"--variant {variant!r}: choose zero_norm or unimportant")
     t0 = time.time()
@@ -48,10 +46,10 @@ def fork(run: Path, checkpoint: str, units: int, variant: str) -> dict:
     learner.end_task(task)
     reg.end_task(task, *learner.importance_data(task))
     became_important = sum(int((b & (om > 0)).sum()) for b, om in zip(g0_before, reg.omega))
-    scores = {conf["games"][t]: learner.evaluate(t) for t in range(task + 1)}
+    scores = {conf.games[t]: learner.evaluate(t) for t in range(task + 1)}
     learner.close()
     return {"run": str(run), "checkpoint": checkpoint, "task": task,
-            "game": conf["games"][task], "units": units,
+            "game": conf.games[task], "units": units,
             "env_steps": units * learner.config.batch_size, "variant": variant,
             "g0_nodes_before": sum(int(b.sum()) for b in g0_before),
             "revived_at_start": revived, "g0_nodes_now_important": became_important,

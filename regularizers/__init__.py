@@ -1,9 +1,11 @@
 """Continual-learning regularizers behind one hook interface (see ``base.Regularizer``).
 
-    reg = regularizers.make("agscl", model, mu=0.1, lam=100)
+    reg = regularizers.make("agscl", model, seed=0, mu=0.1, lam=100)
 
-``make`` raises ValueError for an unknown name or a bad hyperparameter. This package imports
-nothing from the rest of the project.
+``make`` raises ValueError for an unknown name or a bad hyperparameter. ``seed`` is the run's
+seed, not a hyperparameter: it goes to the methods that draw random numbers of their own
+(AGS-CL's (I.2) re-initialisation) and is ignored by the others. This package imports nothing
+from the rest of the project.
 """
 from __future__ import annotations
 
@@ -31,6 +33,9 @@ _REGISTRY: dict[str, tuple[str, str, dict]] = {
 
 NAMES = tuple(_REGISTRY)
 
+# Constructor arguments that are not hyperparameters: the network, and the run's seed.
+_NOT_HYPERPARAMETERS = ("self", "model", "seed")
+
 
 def get_class(name: str) -> type[Regularizer]:
     if name not in _REGISTRY:
@@ -45,11 +50,19 @@ def hyperparameters(name: str) -> dict:
     fixed = _REGISTRY[name][2]
     sig = inspect.signature(cls.__init__)
     return {k: p.default for k, p in sig.parameters.items()
-            if k not in ("self", "model") and k not in fixed
+            if k not in _NOT_HYPERPARAMETERS and k not in fixed
             and p.kind is not p.VAR_KEYWORD and p.default is not p.empty}
 
 
-def make(name: str, model: nn.Module, **hparams) -> Regularizer:
+def describe(name: str) -> dict[str, str]:
+    """What each hyperparameter of ``name`` means (the class's ``HELP``), for --help."""
+    cls = get_class(name)
+    return {k: cls.HELP.get(k, k) for k in hyperparameters(name)}
+
+
+def make(name: str, model: nn.Module, seed: int = 0, **hparams) -> Regularizer:
+    """Regularizer ``name`` on ``model`` with ``hparams``; ``seed`` seeds the method's own
+    random draws where its constructor takes one."""
     cls = get_class(name)
     fixed = _REGISTRY[name][2]
     accepted = hyperparameters(name)
@@ -57,9 +70,11 @@ def make(name: str, model: nn.Module, **hparams) -> Regularizer:
     if unknown:
         raise ValueError(f"regularizer {name!r} has no hyperparameter {', '.join(unknown)}; "
                          f"accepted: {', '.join(accepted) or '(none)'}")
+    if "seed" in inspect.signature(cls.__init__).parameters:
+        hparams = dict(hparams, seed=seed)
     reg = cls(model, **fixed, **hparams)
     reg.name = name
     return reg
 
 
-__all__ = ["make", "NAMES", "Regularizer", "get_class", "hyperparameters"]
+__all__ = ["describe", "make", "NAMES", "Regularizer", "get_class", "hyperparameters"]

@@ -7,11 +7,12 @@ minimised by proximal gradient descent (eq. 7-8): the optimizer takes the CE ste
 ``after_step(lr)`` applies the closed-form proximal operator of the two group penalties with
 step size alpha = lr (eq. 11-13). Nodes and groups: see ``groups.py``.
 
-After each task (section 3.3.3), in this order:
-    Omega <- eta * Omega + mean ReLU activation over the task's data        (eq. 14)
-    (I.1) zero the outgoing weights of every Omega == 0 node (next trunk layer + current head)
-    (I.2) re-initialise the incoming weights of unimportant zero-norm nodes (a fraction rho)
-    theta_hat <- theta (snapshot after the re-initialisation)
+After each task (section 3.3.3, Algorithm 1), ``end_task`` calls, in this order:
+    update_omega       Omega <- eta * Omega + mean ReLU activation over the task's data (eq. 14)
+    unimportant_nodes  G0 = {n : Omega_n = 0}                                            (eq. 2)
+    zero_outgoing      (I.1) zero the outgoing weights of every G0 node (next trunk layer + head)
+    reinitialise       (I.2) fresh incoming weights for a fraction rho of the zero-norm G0 nodes
+    set_anchor         theta_hat <- theta (after the re-initialisation), per-task constants
 
 Between tasks the weights connecting an Omega == 0 node of layer l-1 into an Omega > 0 node
 of layer l are held at exactly 0 after every optimizer step (the published code's hard
@@ -21,14 +22,19 @@ Defaults: ``rho=1.0`` re-initialises every unimportant zero-norm node, the paper
 rule (the published RL code also used rho = 1.0; its supervised code 0.1-0.5, see the
 presets). ``reinit_from='zero_norm'`` draws the candidates from the paper's set
 {n in G0 : ||theta_hat_n|| = 0}; ``'unimportant'`` from all of G0 as the published code did.
-Fresh weights come from the layer's own ``reset_parameters()`` (PyTorch's default init);
-a re-initialised BatchNorm channel gets scale 1, shift 0 and fresh running statistics.
+Fresh weights are PyTorch's default init of the layer type (``nn.Linear`` / ``nn.Conv2d``
+``reset_parameters()``); a re-initialised BatchNorm channel gets scale 1, shift 0 and fresh
+running statistics. Both the choice of the rho fraction and the fresh weights are drawn from
+AGS-CL's own CPU ``torch.Generator`` (``self.generator``, seeded by ``seed``, saved in
+``state_dict``), whatever the model's device: the global RNGs are neither read nor advanced,
+and a resumed run draws what the uninterrupted one would have.
 Omega is measured with the model in eval mode (``omega_train_mode=True`` reproduces the
 published code, which measured it with dropout on).
 """
 from __future__ import annotations
 
-import copy
+import math
+import operator
 from typing import Iterable
 
 import torch
@@ -50,13 +56,43 @@ def _rows(v: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
     return v.view(-1, *([1] * (like.dim() - 1)))
 
 
+# The layer types whose reset_parameters() ``default_init`` reproduces.
+_DEFAULT_INITS = (nn.Linear.reset_parameters, nn.modules.conv._ConvNd.reset_parameters)
+
+
+def default_init(module: nn.Module, generator: torch.Generator
+                 ) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """PyTorch's default init of an ``nn.Linear`` / ``nn.Conv2d``, as new CPU tensors drawn
+    from ``generator`` in ``reset_parameters()``'s order: weight ~ kaiming_uniform(a=sqrt(5)),
+    i.e. U(-1/sqrt(fan_in), 1/sqrt(fan_in)), then bias ~ U(-1/sqrt(fan_in), 1/sqrt(fan_in))."""
+    w = module.weight
+    weight = torch.empty(w.shape, dtype=w.dtype)
+    nn.init.kaiming_uniform_(weight, a=math.sqrt(5), generator=generator)
+    bias = None
+    if module.bias is not None:
+        fan_in = weight[0].numel()
+        bound = 1 / math.sqrt(fan_in) if fan_in > 0 else 0
+        bias = torch.empty(module.bias.shape, dtype=module.bias.dtype)
+        nn.init.uniform_(bias, -bound, bound, generator=generator)
+    return weight, bias
+
+
 class AGSCL(Regularizer):
     name = "agscl"
+    HELP = {"mu": "AGS-CL group-Lasso strength on the unimportant nodes G0 (eq. 4)",
+            "lam": "AGS-CL strength of the drift penalty on important nodes (eq. 5)",
+            "eta": "AGS-CL decay of Omega in (0, 1] (eq. 14)",
+            "rho": "AGS-CL fraction of (I.2)'s candidate nodes re-initialised",
+            "prox": "AGS-CL proximal step: 'step' (every optimizer step) or 'epoch'",
+            "reinit": "AGS-CL re-initialisation: both | none | zero (I.1) | rand (I.2)",
+            "reinit_from": "AGS-CL (I.2) candidates: zero_norm (paper) | unimportant (lab)",
+            "hard_freeze": "AGS-CL: hold the weights from G0 into important nodes at 0",
+            "omega_train_mode": "AGS-CL: measure Omega in train mode (the lab's dropout on)"}
 
     def __init__(self, model: nn.Module, mu: float = 0.1, lam: float = 100.0, eta: float = 0.9,
                  rho: float = 1.0, prox: str = "step", reinit: str = "both",
                  reinit_from: str = "zero_norm", hard_freeze: bool = True,
-                 omega_train_mode: bool = False):
+                 omega_train_mode: bool = False, seed: int = 0):
         super().__init__(model)
         self.mu = check_range("mu", mu, lo=0)
         self.lam = check_range("lam", lam, lo=0)
@@ -77,15 +113,38 @@ class AGSCL(Regularizer):
         self.omega_train_mode = bool(omega_train_mode)
 
         self.layers: list[NodeLayer] = find_node_layers(model)
+        if self.rand_init:
+            for L in self.layers:
+                if type(L.module).reset_parameters not in _DEFAULT_INITS:
+                    raise ValueError(
+                        f"trunk layer {L.name!r} ({type(L.module).__name__}) has its own "
+                        f"reset_parameters(); AGS-CL's (I.2) draws PyTorch's default init of "
+                        f"nn.Linear / nn.Conv2d from its own generator")
+        # The (I.2) draws' own RNG, on the CPU for models on any device (see the docstring).
+        try:
+            self.seed = operator.index(seed)
+        except TypeError:
+            raise ValueError(f"seed={seed!r} must be an integer") from None
+        self.generator = torch.Generator().manual_seed(self.seed)
         self.omega = [torch.zeros(L.num_nodes, device=L.module.weight.device)
                       for L in self.layers]
-        self.theta_hat = self._snapshot()
         self.history: list[dict[str, float]] = []
-        self._prepare()
+        self.set_anchor()
 
     # --- per-task constants ----------------------------------------------------------------
-    def _snapshot(self) -> list[list[torch.Tensor]]:
-        return [[p.detach().clone() for p in L.group_params] for L in self.layers]
+    @torch.no_grad()
+    def set_anchor(self) -> None:
+        """theta_hat <- theta (the anchor of eq. 12-13), then the per-task constants that
+        depend on Omega and theta_hat (prox targets, strengths, hard-freeze masks)."""
+        self.theta_hat = [[p.detach().clone() for p in L.group_params] for L in self.layers]
+        self._prepare()
+
+    def freeze_masks(self) -> list[torch.Tensor | None]:
+        """Copies of the hard-freeze masks, one per node layer: None where nothing is cut,
+        else a (nodes, previous layer's nodes, 1) tensor of 0/1 multiplying
+        ``L.input_columns(L.module.weight)``, 0 on the weights from an Omega == 0 node of the
+        previous layer into an Omega > 0 node of this one ((I.1) held while training)."""
+        return [None if k is None else k.clone() for k in self._keep]
 
     def _prepare(self) -> None:
         """Precompute, per layer, the prox target, the per-node strength and the freeze mask.
@@ -252,26 +311,36 @@ class AGSCL(Regularizer):
         return out
 
     @torch.no_grad()
+    def update_omega(self, task: int, batches: Iterable[Batch]) -> None:
+        """Eq. (14): Omega_n <- eta * Omega_n + (1/N_t) sum_m a_n(x_m), over ``batches``
+        of task ``task`` (``mean_activations``)."""
+        act = self.mean_activations(task, batches)
+        self.omega = [self.eta * om + a for om, a in zip(self.omega, act)]
+
+    def unimportant_nodes(self) -> list[torch.Tensor]:
+        """Eq. (2): G0 = {n : Omega_n = 0}, as one boolean mask per node layer."""
+        return [om == 0 for om in self.omega]
+
+    @torch.no_grad()
     def end_task(self, task: int, batches: Iterable[Batch], loss_fn: LossFn) -> None:
+        """Algorithm 1 after task ``task``: eq. (14), eq. (2), (I.1), (I.2), theta_hat."""
         # Analysis 1: used capacity = nodes whose incoming weights did not move this task.
         moved = self.group_norms(diff_from_hat=True)
         unchanged = sum(int((m == 0).sum()) for m in moved)
 
-        act = self.mean_activations(task, batches)
-        self.omega = [self.eta * om + a for om, a in zip(self.omega, act)]       # eq. (14)
-        unimportant = [om == 0 for om in self.omega]                           # G0^(t), eq. (2)
+        self.update_omega(task, batches)                                         # eq. (14)
+        unimportant = self.unimportant_nodes()                                   # eq. (2)
         total = sum(L.num_nodes for L in self.layers)
 
         if self.zero_init:
-            self._zero_outgoing(task, unimportant)                               # (I.1)
+            self.zero_outgoing(task, unimportant)                                # (I.1)
         # G0 nodes whose incoming weights are exactly 0 (driven there by the sparsity term);
         # the other G0 nodes are only inactive (e.g. dead ReLUs). The paper's (I.2) rule
         # re-initialises only the former, so this says how much of G0 it can reach.
         norms = self.group_norms()
         zero_norm = sum(int((u & (n == 0)).sum()) for u, n in zip(unimportant, norms))
-        reinitialised = self._rand_init(unimportant, norms) if self.rand_init else 0  # (I.2)
-        self.theta_hat = self._snapshot()
-        self._prepare()
+        reinitialised = self.reinitialise(unimportant, norms) if self.rand_init else 0  # (I.2)
+        self.set_anchor()
         self.history.append({
             "task": task,
             "sparsity": sum(int(u.sum()) for u in unimportant) / total,
@@ -281,8 +350,10 @@ class AGSCL(Regularizer):
         })
         self.task = task
 
-    def _zero_outgoing(self, task: int, unimportant: list[torch.Tensor]) -> None:
-        """(I.1): theta_{n,i} = 0 for every input i in G0, in the next layer and the head."""
+    @torch.no_grad()
+    def zero_outgoing(self, task: int, unimportant: list[torch.Tensor]) -> None:
+        """(I.1): theta_{n,i} = 0 for every input i in G0 (``unimportant``, one mask per node
+        layer): the columns it feeds in the next trunk layer and in head ``task``."""
         for i, L in enumerate(self.layers):
             keep = (~unimportant[i]).to(L.module.weight.dtype)
             for nxt in self.layers:
@@ -293,10 +364,15 @@ class AGSCL(Regularizer):
                     w = head.weight
                     w.view(w.shape[0], L.num_nodes, -1).mul_(keep[None, :, None])
 
-    def _rand_init(self, unimportant: list[torch.Tensor],
-                   norms: list[torch.Tensor] | None = None) -> int:
-        """(I.2): fresh default initialisation of a fraction rho of the candidate nodes
-        (``norms``: the current group norms, if the caller has them)."""
+    @torch.no_grad()
+    def reinitialise(self, unimportant: list[torch.Tensor],
+                     norms: list[torch.Tensor] | None = None) -> int:
+        """(I.2): Rand-Init of the incoming weights of a fraction rho of the candidates, the
+        nodes of G0 (``unimportant``) with zero norm (``reinit_from='zero_norm'``) or all of
+        G0 (``'unimportant'``); ``norms`` are the current group norms, if the caller has them.
+        Per layer, the chosen nodes (a random subset of round(rho * #candidates)) and their
+        fresh weights (``default_init``) are drawn from ``self.generator``; their BatchNorm
+        channel is reset. Returns the number of nodes re-initialised."""
         norms = self.group_norms() if norms is None else norms
         count = 0
         for L, unimp, norm in zip(self.layers, unimportant, norms):
@@ -305,12 +381,13 @@ class AGSCL(Regularizer):
             k = int(round(self.rho * idx.numel()))
             if k == 0:
                 continue
-            idx = idx[torch.randperm(idx.numel(), device=idx.device)[:k]]
-            fresh = copy.deepcopy(L.module)
-            fresh.reset_parameters()
-            L.module.weight[idx] = fresh.weight[idx].to(L.module.weight.dtype)
-            if L.module.bias is not None:
-                L.module.bias[idx] = fresh.bias[idx].to(L.module.bias.dtype)
+            pick = torch.randperm(idx.numel(), generator=self.generator)[:k]
+            idx = idx[pick.to(idx.device)]
+            weight, bias = default_init(L.module, self.generator)      # on the CPU
+            rows = idx.cpu()
+            L.module.weight[idx] = weight[rows].to(L.module.weight.device)
+            if bias is not None:
+                L.module.bias[idx] = bias[rows].to(L.module.bias.device)
             if L.bn is not None:
                 if L.bn.affine:
                     L.bn.weight[idx] = 1.0
@@ -344,7 +421,7 @@ class AGSCL(Regularizer):
     def state_dict(self) -> dict:
         return {"task": self.task, "omega": [o.clone() for o in self.omega],
                 "theta_hat": [[t.clone() for t in th] for th in self.theta_hat],
-                "history": list(self.history)}
+                "history": list(self.history), "generator": self.generator.get_state()}
 
     def load_state_dict(self, state: dict) -> None:
         if len(state["omega"]) != len(self.layers) or any(
@@ -358,4 +435,6 @@ class AGSCL(Regularizer):
         self.omega = [o.to(dev) for o in state["omega"]]
         self.theta_hat = [[t.to(dev) for t in th] for th in state["theta_hat"]]
         self.history = list(state["history"])
+        if "generator" in state:    # a state without one keeps the generator seeded here
+            self.generator.set_state(state["generator"].cpu())
         self._prepare()

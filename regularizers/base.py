@@ -73,6 +73,7 @@ class Regularizer:
     """Base class: every hook is a no-op, so plain fine-tuning is this class itself."""
 
     name = "base"
+    HELP: dict[str, str] = {}    # hyperparameter -> its meaning (shown by the CLI's --help)
 
     def __init__(self, model: nn.Module):
         self.model = model

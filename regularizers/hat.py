@@ -39,6 +39,9 @@ from .base import Batch, LossFn, Regularizer, check_range
 
 class HAT(Regularizer):
     name = "hat"
+    HELP = {"lam": "HAT's c: strength of the attention penalty", "s_max": "HAT gate scale s_max",
+            "clipgrad": "HAT gradient-norm clip", "thres_cosh": "HAT embedding-gradient clamp",
+            "thres_emb": "HAT embedding clamp"}
 
     def __init__(self, model: nn.Module, lam: float = 0.75, s_max: float = 400.0,
                  clipgrad: float = 10000.0, thres_cosh: float = 50.0, thres_emb: float = 6.0):

@@ -34,7 +34,7 @@ import torch
 from torch import nn
 
 from .base import Batch, LossFn, check_range
-from .ewc import _CHUNK_ELEMENTS, QuadraticRegularizer
+from .quadratic import _CHUNK_ELEMENTS, QuadraticRegularizer
 
 
 def _squared_output_norm(out) -> torch.Tensor:
@@ -59,6 +59,7 @@ def _output_norms(out) -> torch.Tensor:
 
 class MAS(QuadraticRegularizer):
     name = "mas"
+    HELP = {"lam": "MAS penalty strength", "estimator": "MAS importance: paper | lab"}
 
     def __init__(self, model: nn.Module, lam: float = 1.0, estimator: str = "paper"):
         self.lam = check_range("lam", lam, lo=0)

@@ -37,7 +37,7 @@ import torch
 from torch import nn
 
 from .base import Batch, LossFn, check_range
-from .ewc import QuadraticRegularizer
+from .quadratic import QuadraticRegularizer
 
 
 def _scaled_by_max(ts: list[torch.Tensor]) -> list[torch.Tensor]:
@@ -50,6 +50,9 @@ def _scaled_by_max(ts: list[torch.Tensor]) -> list[torch.Tensor]:
 
 class RWALK(QuadraticRegularizer):
     name = "rwalk"
+    HELP = {"lam": "RWALK penalty strength", "alpha": "RWALK EWC++ Fisher update rate in (0, 1]",
+            "epsilon": "RWALK damping of the path score",
+            "normalize": "RWALK: normalise the Fisher and the scores (the paper)"}
 
     def __init__(self, model: nn.Module, lam: float = 1.0, alpha: float = 0.9,
                  epsilon: float = 0.01, normalize: bool = True):

@@ -35,11 +35,12 @@ import torch
 from torch import nn
 
 from .base import Batch, LossFn, check_range
-from .ewc import QuadraticRegularizer
+from .quadratic import QuadraticRegularizer
 
 
 class SI(QuadraticRegularizer):
     name = "si"
+    HELP = {"c": "SI penalty strength c", "epsilon": "SI damping xi of the importance"}
 
     def __init__(self, model: nn.Module, c: float = 1.0, epsilon: float = 0.01):
         self.c = check_range("c", c, lo=0)

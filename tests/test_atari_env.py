@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 import torch
 
-from envs.atari import (GAMES, NUM_ACTIONS, AtariTrainEnv, evaluate, make_train_env,
+from envs.atari import (GAMES, NUM_ACTIONS, AtariTrainEnv, evaluate, make_eval_env, make_train_env,
                         num_actions, parse_games)
 
 
@@ -17,10 +17,10 @@ def test_parse_games():
     assert parse_games(" boxing , GOPHER,name_this_game") == ["Boxing", "Gopher", "NameThisGame"]
     assert parse_games(["DemonAttack", "starGunner"]) == ["DemonAttack", "StarGunner"]
     assert parse_games(None) == list(GAMES)
-    assert parse_games("") == list(GAMES)
 
 
-@pytest.mark.parametrize("spec", ["Pong", "Boxing,Breakout", "Boxing,,Boxing"])
+@pytest.mark.parametrize("spec", ["Pong", "Boxing,Breakout", "Boxing,,Gopher", "", " ", [],
+                                  "Boxing,Boxing"])
 def test_parse_games_rejects(spec):
     with pytest.raises(ValueError) as e:
         parse_games(spec)
@@ -62,7 +62,7 @@ def test_seeded_reset_is_reproducible():
 
 
 def test_reseeded_env_equals_new_env():
-    """What checkpoint_boundary relies on: reset(seed) of a used env == a new env's reset."""
+    """What a new segment of games relies on: reset(seed) of a used env == a new env's reset."""
     rng = np.random.default_rng(1)
     used = make_train_env("Gopher", 2, seed=1)
     used.reset()
@@ -117,10 +117,14 @@ def _fixed_policy(obs):
 def test_evaluate_deterministic_and_rng_free():
     torch_state = torch.get_rng_state()
     np_state = np.random.get_state()
-    kw = dict(game="DemonAttack", episodes=2, seed=5, max_steps=250)
+    kw = dict(game="DemonAttack", episodes=2, seed=5, max_steps=150)
     a = evaluate(_fixed_policy, greedy=False, **kw)
-    b = evaluate(_fixed_policy, greedy=False, **kw)
-    g = evaluate(_fixed_policy, greedy=True, **kw)
+    env = make_eval_env("DemonAttack", 2, 150)           # a reused env is re-seeded each call
+    try:
+        b = evaluate(_fixed_policy, greedy=False, env=env, **kw)
+        g = evaluate(_fixed_policy, greedy=True, env=env, **kw)
+    finally:
+        env.close()
     assert a == b
     assert isinstance(a[0], float) and len(a[1]) == 2 and a[0] == pytest.approx(np.mean(a[1]))
     assert isinstance(g[0], float)
@@ -134,3 +138,30 @@ def test_evaluate_rejects_bad_arguments():
         evaluate(_fixed_policy, "Boxing", episodes=0)
     with pytest.raises(ValueError):
         evaluate(_fixed_policy, "NoSuchGame", episodes=1)
+
+
+def test_replayable_env_rebuilds_the_running_games():
+    """envs/replay.py: a new env loaded from a state continues exactly as the one saved."""
+    from envs.replay import ReplayableTrainEnv
+    rng = np.random.default_rng(2)
+    a = ReplayableTrainEnv("Boxing", 2)
+    a.reset(seed=7)
+    for _ in range(60):
+        a.step(rng.integers(0, 18, 2))
+    a.pop_finished()
+    state = a.state_dict()
+    assert state["actions"].shape == (60, 2) and state["actions"].dtype == np.uint8
+    b = ReplayableTrainEnv("Boxing", 2, segment_steps=61)
+    try:
+        b.load_state_dict(state)
+        assert not b.segment_full
+        for _ in range(40):
+            act = rng.integers(0, 18, 2)
+            for x, y in zip(a.step(act), b.step(act)):
+                np.testing.assert_array_equal(x, y)
+        assert b.segment_full and a.pop_finished() == b.pop_finished()
+        with pytest.raises(ValueError, match="Boxing"):
+            ReplayableTrainEnv("Gopher", 2).load_state_dict(state)
+    finally:
+        a.close()
+        b.close()

@@ -9,6 +9,7 @@ import torch.nn.functional as F
 import regularizers
 from regularizers.ewc import EWC
 from regularizers.mas import MAS
+from regularizers.quadratic import QuadraticRegularizer
 from regularizers.rwalk import RWALK
 from regularizers.si import SI
 
@@ -173,7 +174,7 @@ def test_ewc_penalty_value_and_zero_before_first_task():
 
 
 def test_fused_quadratic_penalty_gradient_matches_autograd_and_gradcheck():
-    from regularizers.ewc import _QuadraticPenalty
+    from regularizers.quadratic import _QuadraticPenalty
     torch.manual_seed(3)
     params = [torch.randn(4, 3, dtype=DT, requires_grad=True),
               torch.randn(5, dtype=DT, requires_grad=True)]
@@ -573,3 +574,17 @@ def test_empty_importance_data_raises():
         reg = regularizers.make(name, Tiny())
         with pytest.raises(ValueError, match="no batches"):
             reg.end_task(0, iter([]), loss_fn_for(0))
+
+
+@pytest.mark.parametrize("name", METHODS)
+def test_run_seed_is_not_a_hyperparameter_and_is_ignored(name):
+    """``make(..., seed=)`` passes the run's seed only to methods that draw with it: these
+    four share QuadraticRegularizer and draw nothing."""
+    assert issubclass(regularizers.get_class(name), QuadraticRegularizer)
+    assert "seed" not in regularizers.hyperparameters(name)
+    a, b = Tiny(), Tiny()
+    ra, rb = regularizers.make(name, a, seed=3), regularizers.make(name, b)
+    run_task(a, ra, 0)
+    run_task(b, rb, 0)
+    for x, y in zip(ra.state_tensors(), rb.state_tensors()):
+        assert torch.equal(x, y)

@@ -1,3 +1,4 @@
+import pytest
 """Smoke test of the supervised timing benchmark (numbers are not checked: timings belong in
 docs/RESULTS.md, not in tests)."""
 from tests.tiny import load_script
@@ -7,6 +8,7 @@ def _load(name):
     return load_script("bench", name)
 
 
+@pytest.mark.slow
 def test_vision_epoch_time_runs_every_hook(capsys):
     bench = _load("vision_epoch_time")
     rows = bench.main(["--benchmark", "split_digits", "--methods", "agscl,ewc",
@@ -18,6 +20,7 @@ def test_vision_epoch_time_runs_every_hook(capsys):
     assert "seconds per epoch on task 2" in capsys.readouterr().out
 
 
+@pytest.mark.slow
 def test_atari_sps_times_each_regularizer_and_profiles(capsys):
     bench = _load("atari_sps")
     res = bench.main(["--num-envs", "2", "--updates", "2", "--skip-raw", "--torch-threads", "1",

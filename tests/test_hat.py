@@ -7,7 +7,8 @@ import torch
 from torch import nn
 
 import regularizers
-from agents.classifier import ClassifierLearner, preset
+from agents.classifier import ClassifierLearner
+from agents.config import ClassifierConfig
 from agents.vision_nets import CifarNet, build_model
 from envs.vision import make_stream
 from regularizers.hat import HAT
@@ -115,8 +116,8 @@ def test_gradient_conditioning_on_cumulative_masks():
 def test_previous_task_outputs_unchanged_exactly(digits):
     """With binary gates (embeddings at +-6, s = 400) HAT blocks every path task 0 uses."""
     torch.manual_seed(0)
-    learner = ClassifierLearner(digits, preset("split_digits", "quick", regularizer="hat",
-                                                epochs=3, batch_size=32))
+    learner = ClassifierLearner(digits, ClassifierConfig.from_preset(
+        "split_digits", "quick", hat=True, epochs=3, batch_size=32))
     m = learner.model
     reg = regularizers.make("hat", m)
     learner.begin_task(0)
@@ -150,8 +151,8 @@ def test_hat_protects_old_task_compared_to_finetune(digits):
     drift = {}
     for name in ("finetune", "hat"):
         torch.manual_seed(0)
-        learner = ClassifierLearner(digits, preset("split_digits", "quick", regularizer=name,
-                                                    epochs=4, batch_size=32))
+        learner = ClassifierLearner(digits, ClassifierConfig.from_preset(
+            "split_digits", "quick", hat=name == "hat", epochs=4, batch_size=32))
         reg = regularizers.make(name, learner.model)
         _learn(learner, reg, 0)
         x0 = digits.prepare(digits[0].x_test)

@@ -8,8 +8,9 @@ import torch
 
 from agents.atari_net import ActorCritic
 from agents.base import Learner
-from agents.ppo import PPOConfig, PPOLearner
-from envs.atari import GAMES, NUM_ACTIONS
+from agents.config import PPOConfig
+from agents.ppo import PPOLearner, gae, ppo_losses
+from envs.atari import NUM_ACTIONS
 from regularizers.agscl import AGSCL
 from regularizers.base import Regularizer
 from tests.tiny import DEVICE
@@ -20,9 +21,13 @@ TIMING = {"sps", "time_env", "time_inference", "time_update", "time_total"}
 def tiny(**kw) -> PPOConfig:
     base = dict(num_envs=2, num_steps=16, update_epochs=1, num_minibatches=2,
                 steps_per_task=64, eval_episodes=2, eval_max_steps=40, importance_steps=32,
-                importance_batch_size=16, seed=3, device=DEVICE)
+                importance_batch_size=16, seed=3)
     base.update(kw)
     return PPOConfig.from_preset("cpu", **base)
+
+
+def make(cfg: PPOConfig, games: str) -> PPOLearner:
+    return PPOLearner(cfg, games, device=DEVICE)
 
 
 class Recorder(Regularizer):
@@ -78,6 +83,62 @@ def test_presets_and_validation():
         PPOConfig.from_preset("cpu", learning_rate=-1)
     with pytest.raises(ValueError, match="no field"):
         PPOConfig.from_preset("cpu", lr=1)
+    with pytest.raises(ValueError, match="bf16"):
+        PPOConfig.from_preset("cpu", bf16=1)
+
+
+def test_gae_against_a_plain_loop():
+    """GAE(lambda) against the textbook recursion written per env with Python floats:
+    A_t = delta_t + gamma lam (1 - d_{t+1}) A_{t+1}, delta_t = r_t + gamma (1 - d_{t+1}) V_{t+1} - V_t,
+    where d_{t+1} says the episode ended after step t (the value after the rollout bootstraps)."""
+    g = torch.Generator().manual_seed(0)
+    T, N, gamma, lam = 7, 3, 0.9, 0.8
+    r, v = torch.randn(T, N, generator=g), torch.randn(T, N, generator=g)
+    d = (torch.rand(T, N, generator=g) < 0.3).float()
+    v_next, d_next = torch.randn(N, generator=g), torch.tensor([0.0, 1.0, 0.0])
+    adv, ret = gae(r, v, d, v_next, d_next, gamma, lam)
+    for n in range(N):
+        a = 0.0
+        for t in reversed(range(T)):
+            nxt_v = float(v_next[n]) if t == T - 1 else float(v[t + 1, n])
+            nxt_d = float(d_next[n]) if t == T - 1 else float(d[t + 1, n])
+            delta = float(r[t, n]) + gamma * nxt_v * (1 - nxt_d) - float(v[t, n])
+            a = delta + gamma * lam * (1 - nxt_d) * a
+            assert float(adv[t, n]) == pytest.approx(a, rel=1e-5, abs=1e-6)
+            assert float(ret[t, n]) == pytest.approx(a + float(v[t, n]), rel=1e-5, abs=1e-6)
+    # lam = 1, gamma = 1, no ends: the return is the sum of the rewards to go + bootstrap
+    adv, ret = gae(r, v, torch.zeros(T, N), v_next, torch.zeros(N), 1.0, 1.0)
+    torch.testing.assert_close(ret[0], r.sum(0) + v_next)
+
+
+def test_ppo_losses_on_hand_made_numbers():
+    """Two samples, two actions; every term worked out by hand."""
+    logits = torch.log(torch.tensor([[0.5, 0.5], [0.8, 0.2]]))
+    actions = torch.tensor([0, 1])
+    old_logprob = torch.log(torch.tensor([0.25, 0.4]))     # ratios 2.0 and 0.5
+    adv = torch.tensor([1.0, -2.0])
+    newvalue, old_value = torch.tensor([1.0, 0.0]), torch.tensor([0.5, 0.5])
+    returns = torch.tensor([2.0, 1.0])
+    s = ppo_losses(logits, newvalue, actions, old_logprob, old_value, adv, returns, clip=0.2,
+                   norm_adv=False, clip_vloss=True)
+    # policy: max(-A r, -A clip(r)): sample 0: max(-2, -1.2) = -1.2; sample 1: max(1, 1.6) = 1.6
+    assert float(s["policy_loss"]) == pytest.approx((-1.2 + 1.6) / 2)
+    # value: clipped V = V_old + clip(V - V_old, -0.2, 0.2) = 0.7, 0.3;
+    # max((V - R)^2, (Vc - R)^2) = max(1, 1.69), max(1, 0.49) -> 0.5 * mean(1.69, 1)
+    assert float(s["value_loss"]) == pytest.approx(0.5 * (1.69 + 1.0) / 2)
+    h = lambda p: -sum(q * math.log(q) for q in p)          # noqa: E731
+    assert float(s["entropy"]) == pytest.approx((h([0.5, 0.5]) + h([0.8, 0.2])) / 2)
+    # approx KL = mean((r - 1) - log r); both ratios are outside [0.8, 1.2]
+    assert float(s["approx_kl"]) == pytest.approx(((1 - math.log(2)) + (-0.5 + math.log(2))) / 2)
+    assert float(s["clipfrac"]) == 1.0
+    # unclipped value loss, and advantages normalised to mean 0, std 1 (torch's unbiased std
+    # of [1, -2] is 3 / sqrt(2), so they become +-1 / sqrt(2))
+    s = ppo_losses(logits, newvalue, actions, old_logprob, old_value, adv, returns, clip=0.2,
+                   norm_adv=True, clip_vloss=False)
+    assert float(s["value_loss"]) == pytest.approx(0.5 * (1.0 + 1.0) / 2)
+    a0, a1 = 1 / math.sqrt(2), -1 / math.sqrt(2)
+    expect = (max(-a0 * 2.0, -a0 * 1.2) + max(-a1 * 0.5, -a1 * 0.8)) / 2
+    assert float(s["policy_loss"]) == pytest.approx(expect, rel=1e-5)
 
 
 @pytest.mark.parametrize("arch,widths", [("nature", [32, 64, 64, 512]),
@@ -96,16 +157,17 @@ def test_network_nodes_and_heads(arch, widths):
 
 
 def test_heads_match_real_action_sets():
-    learner = PPOLearner(tiny(), ",".join(GAMES))
+    games = ["StarGunner", "Gopher", "DemonAttack"]        # 18, 8, 6 actions
+    learner = make(tiny(), ",".join(games))
     assert isinstance(learner, Learner)
-    assert [h.actor.out_features for h in learner.model.heads] == [NUM_ACTIONS[g] for g in GAMES]
+    assert [h.actor.out_features for h in learner.model.heads] == [NUM_ACTIONS[g] for g in games]
     assert all(h.critic.out_features == 1 for h in learner.model.heads)
     assert learner.units_per_task(0) == 2 and learner.steps_per_unit(0) == 32
 
 
 def test_hook_order_and_scalars():
     cfg = tiny(update_epochs=2, num_minibatches=2)
-    learner = PPOLearner(cfg, "Boxing,Gopher")
+    learner = make(cfg, "Boxing,Gopher")
     reg = Recorder(learner.model)
     learner.begin_task(1)
     out = learner.train_unit(1, 1, reg)
@@ -122,23 +184,27 @@ def test_hook_order_and_scalars():
     assert out["lr"] == pytest.approx(lr)
     assert out["entropy"] == pytest.approx(math.log(8), rel=0.05)   # near-uniform fresh head
     assert learner.extra_results()["sps"] > 0
+    # the running games are part of the state; at a task's end there are none to save
+    assert learner.state_dict()["env_segment"]["game"] == "Gopher"
+    learner.end_task(1)
+    assert learner.state_dict()["env_segment"] is None
 
 
 def test_nan_loss_raises():
-    learner = PPOLearner(tiny(), "Boxing")
+    learner = make(tiny(), "Boxing")
     learner.begin_task(0)
     with pytest.raises(FloatingPointError, match="Boxing"):
         learner.train_unit(0, 0, Recorder(learner.model, penalty_value=float("nan")))
 
 
 def test_train_unit_needs_begin_task():
-    learner = PPOLearner(tiny(), "Boxing")
+    learner = make(tiny(), "Boxing")
     with pytest.raises(RuntimeError):
         learner.train_unit(0, 0, None)
 
 
 def test_evaluate_deterministic_and_rng_free():
-    learner = PPOLearner(tiny(), "DemonAttack")
+    learner = make(tiny(), "DemonAttack")
     state = torch.get_rng_state()
     a = learner.evaluate(0)
     b = learner.evaluate(0)
@@ -147,7 +213,7 @@ def test_evaluate_deterministic_and_rng_free():
 
 
 def test_importance_data_feeds_agscl():
-    learner = PPOLearner(tiny(), "Boxing")
+    learner = make(tiny(), "Boxing")
     batches, loss_fn = learner.importance_data(0)
     assert [len(b[0]) for b in batches] == [16, 16]
     x, a = batches[0]
@@ -159,7 +225,9 @@ def test_importance_data_feeds_agscl():
     assert all(torch.equal(p[0], q[0]) and torch.equal(p[1], q[1]) for p, q in zip(batches, again))
     reg = AGSCL(learner.model)
     reg.end_task(0, batches, loss_fn)
-    assert 0 <= reg.task_metrics()["sparsity"] <= 1
+    with torch.no_grad():          # Omega of the fc nodes = their mean activation on the data
+        feats = torch.cat([learner.model.features(b[0]) for b in batches])
+    torch.testing.assert_close(reg.omega[-1], feats.mean(0), rtol=1e-4, atol=1e-6)
 
 
 def _roundtrip(state):
@@ -169,96 +237,45 @@ def _roundtrip(state):
     return torch.load(buf, weights_only=False)
 
 
-def test_resume_after_checkpoint_boundary_is_bit_identical():
+def test_resume_is_bit_identical_after_any_unit(monkeypatch):
+    """A checkpoint after every unit, each loaded into a new learner (a new process), gives the
+    same run as no checkpoint: the running games are rebuilt from their logged actions, also
+    across a segment restart (games restart after every 20 agent steps here: in unit 2)."""
+    import envs.replay
+    monkeypatch.setattr(envs.replay, "SEGMENT_STEPS", 20)
     cfg = tiny()
-    # uninterrupted: unit 0, checkpoint (boundary), unit 1
-    a = PPOLearner(cfg, "Gopher")
+    a = make(cfg, "Gopher")
     a.begin_task(0)
-    a.train_unit(0, 0, Regularizer(a.model))
-    a.checkpoint_boundary()
-    out_a = a.train_unit(0, 1, Regularizer(a.model))
-    # interrupted: unit 0, checkpoint, new process (new learner), load, unit 1
-    b = PPOLearner(cfg, "Gopher")
+    out_a = [strip(a.train_unit(0, u, Regularizer(a.model))) for u in range(3)]
+    b = make(cfg, "Gopher")
     b.begin_task(0)
-    b.train_unit(0, 0, Regularizer(b.model))
-    state = _roundtrip(b.state_dict())
-    b.checkpoint_boundary()
-    c = PPOLearner(cfg, "Gopher")
-    c.begin_task(0)
-    c.load_state_dict(state)
-    out_c = c.train_unit(0, 1, Regularizer(c.model))
-    assert strip(out_a) == strip(out_c)
-    for (n, p), (_, q) in zip(a.model.named_parameters(), c.model.named_parameters()):
+    out_b, logged = [], []
+    for u in range(3):
+        out_b.append(strip(b.train_unit(0, u, Regularizer(b.model))))
+        state = _roundtrip(b.state_dict())
+        logged.append(state["env_segment"]["actions"].shape[0])
+        b.close()
+        b = make(cfg, "Gopher")
+        b.begin_task(0)
+        b.load_state_dict(state)
+        assert np.array_equal(b.state_dict()["env_segment"]["actions"],
+                              state["env_segment"]["actions"])     # loaded and saved again
+    assert logged == [16, 32, 16]                                  # unit 2 began new games
+    assert out_a == out_b
+    for (n, p), (_, q) in zip(a.model.named_parameters(), b.model.named_parameters()):
         assert torch.equal(p, q), n
-    # the state round trip itself
-    d = PPOLearner(cfg, "Gopher")
-    d.begin_task(0)
-    d.load_state_dict(_roundtrip(c.state_dict()))
-    for (n, p), (_, q) in zip(c.model.named_parameters(), d.model.named_parameters()):
-        assert torch.equal(p, q), n
-    sa, sd = c.optimizer.state_dict(), d.optimizer.state_dict()
-    assert sa["param_groups"] == sd["param_groups"]
+    sa, sb = a.optimizer.state_dict(), b.optimizer.state_dict()
+    assert sa["param_groups"] == sb["param_groups"]
     for k in sa["state"]:
         for name, v in sa["state"][k].items():
-            assert torch.equal(v, sd["state"][k][name])
-    assert d.counters == c.counters
-
-
-def test_games_run_on_across_checkpoints():
-    """A checkpoint no longer ends the games in progress: with boundaries between the units the
-    run is the same as without (games longer than a checkpoint interval can finish)."""
-    cfg = tiny()
-    outs = []
-    for boundaries in (False, True):
-        a = PPOLearner(cfg, "Gopher")
-        a.begin_task(0)
-        o = []
-        for u in range(3):
-            o.append(strip(a.train_unit(0, u, Regularizer(a.model))))
-            if boundaries:
-                a.checkpoint_boundary()
-        outs.append((o, [p.detach().clone() for p in a.model.parameters()]))
-        assert len(a._seg_actions) == 3 * cfg.num_steps          # one segment throughout
-    assert outs[0][0] == outs[1][0]
-    assert all(torch.equal(p, q) for p, q in zip(outs[0][1], outs[1][1]))
-
-
-def test_resume_across_a_segment_restart_and_legacy_states(monkeypatch):
-    import agents.ppo as ppo
-    monkeypatch.setattr(ppo, "ENV_SEGMENT_STEPS", 20)      # games restart after 2 units of 16
-    cfg = tiny()
-    a = PPOLearner(cfg, "Gopher")
-    a.begin_task(0)
-    out_a = [strip(a.train_unit(0, u, Regularizer(a.model))) for u in range(4)]
-    b = PPOLearner(cfg, "Gopher")
-    b.begin_task(0)
-    out_b = [strip(b.train_unit(0, u, Regularizer(b.model))) for u in range(3)]
-    state = _roundtrip(b.state_dict())
-    assert state["env_segment"]["actions"].shape == (16, cfg.num_envs)   # unit 2 began anew
-    c = PPOLearner(cfg, "Gopher")
-    c.begin_task(0)
-    c.load_state_dict(state)
-    again = PPOLearner(cfg, "Gopher")              # loaded and saved again before a unit
-    again.begin_task(0)
-    again.load_state_dict(state)
-    assert np.array_equal(_roundtrip(again.state_dict())["env_segment"]["actions"],
-                          state["env_segment"]["actions"])
-    out_b.append(strip(c.train_unit(0, 3, Regularizer(c.model))))
-    assert out_a == out_b
-    # a checkpoint of older code (no env_segment): that run keeps ending its games there
-    old = {k: v for k, v in state.items() if k not in ("env_segment", "legacy_restarts")}
-    d = PPOLearner(cfg, "Gopher")
-    d.begin_task(0)
-    d.load_state_dict(old)
-    d.train_unit(0, 3, Regularizer(d.model))
-    assert d._segment_state() is None and d._legacy_restarts
-    d.checkpoint_boundary()
-    assert d._reseed and _roundtrip(d.state_dict())["legacy_restarts"]
+            assert torch.equal(v, sb["state"][k][name])
+    assert (b.counters["env_steps"], b.counters["units"]) == \
+        (a.counters["env_steps"], a.counters["units"]) == (3 * cfg.batch_size, 3)
 
 
 def test_load_state_for_other_games_is_refused():
-    a = PPOLearner(tiny(), "Boxing")
-    b = PPOLearner(tiny(), "Gopher")
+    a = make(tiny(), "Boxing")
+    b = make(tiny(), "Gopher")
     with pytest.raises(ValueError, match="games"):
         b.load_state_dict(a.state_dict())
 
@@ -268,7 +285,7 @@ def test_bf16_autocast_keeps_the_update_close_to_float32():
     gradient stay close to float32's (the update is run once per precision from the same
     weights), and a bf16 unit trains with finite statistics."""
     import torch.nn.functional as F
-    learner = PPOLearner(tiny(), "Boxing")
+    learner = make(tiny(), "Boxing")
     learner.begin_task(0)
     obs = torch.randint(0, 256, (16, 4, 84, 84), dtype=torch.uint8, device=learner.device)
     acts = torch.randint(0, 18, (16,), device=learner.device)
@@ -298,20 +315,6 @@ def test_bf16_autocast_keeps_the_update_close_to_float32():
     assert all(a for _, a in seen)                                   # both autocast
 
 
-def test_bf16_is_recorded_only_when_set(tmp_path):
-    """Older runs (configs without the field) still resume: the default is left out."""
-    import json
-    import train
-    from tests.test_cli import TINY_ATARI
-    args = TINY_ATARI + ["--regularizer", "finetune", "--steps-per-task", "32"]
-    assert train.main(args + ["--out", str(tmp_path / "a")]) == 0
-    assert "bf16" not in json.loads((tmp_path / "a" / "config.json").read_text())["ppo"]
-    assert train.main(args + ["--bf16", "true", "--out", str(tmp_path / "b")]) == 0
-    assert json.loads((tmp_path / "b" / "config.json").read_text())["ppo"]["bf16"] is True
-    with pytest.raises(ValueError, match="bf16"):
-        PPOConfig.from_preset("cpu", bf16=1)
-
-
 def test_nan_gradients_stop_the_unit_naming_the_minibatch():
     """A penalty whose gradient is NaN: the hooks and the step run on NaN until the epoch's
     check, which raises FloatingPointError (the trainer's clean stop) naming the minibatch."""
@@ -325,7 +328,7 @@ def test_nan_gradients_stop_the_unit_naming_the_minibatch():
             w = next(self.model.parameters())
             return (w.sum() * float("nan")) if self.calls == self.at else w.sum() * 0.0
 
-    learner = PPOLearner(tiny(update_epochs=2), "Boxing")
+    learner = make(tiny(update_epochs=2), "Boxing")
     learner.begin_task(0)
     with pytest.raises(FloatingPointError, match=r"epoch 1, minibatch 0"):
         learner.train_unit(0, 0, NaNGrad(learner.model, at=3))   # 2 minibatches per epoch

@@ -6,7 +6,7 @@ import torch
 import torch.nn.functional as F
 
 import regularizers
-from continual.runfolder import RunError, RunFolder
+from continual.runfolder import CHECKPOINT_FORMAT, RunError, RunFolder
 from continual.trainer import ContinualTrainer, NaNLossError, Schedule
 from tests.tiny import TinyMLP
 
@@ -28,7 +28,6 @@ class ToyLearner:
             y = (x[:, t] > 0).long()
             self.data.append((x, y))
         self.opt = None
-        self.boundaries = 0
 
     def units_per_task(self, task):
         return self.units
@@ -70,12 +69,6 @@ class ToyLearner:
         with torch.no_grad():
             return {"score": float((self.model(x, task).argmax(1) == y).float().mean())}
 
-    def checkpoint_boundary(self):
-        self.boundaries += 1
-
-    def checkpoint_anywhere(self):      # its whole state is in the checkpoint
-        return True
-
     def extra_results(self):
         return {}
 
@@ -105,16 +98,20 @@ def crashing_at(task, unit):
     return learner
 
 
-def run(tmp, name="agscl", resume=False, learner=None, config=None, **sched):
+CONFIG = {"format_version": CHECKPOINT_FORMAT, "x": 1}
+
+
+def run(tmp, name="agscl", resume=False, learner=None, config=None, plots=False, **sched):
+    """A toy run (plots only where a test looks at them: matplotlib is most of a toy run)."""
     learner = learner or ToyLearner()
     reg = regularizers.make(name, learner.model)
-    tr = ContinualTrainer(learner, reg, RunFolder(tmp), config or {"x": 1},
-                          Schedule(**sched), resume=resume, progress=False)
+    tr = ContinualTrainer(learner, reg, RunFolder(tmp), config or CONFIG,
+                          Schedule(**sched), resume=resume, progress=False, plots=plots)
     return tr, tr.run()
 
 
 def test_results_and_files(tmp_path):
-    tr, res = run(tmp_path, eval_every=2, checkpoint_every=3)
+    tr, res = run(tmp_path, eval_every=2, checkpoint_every=3, plots=True)
     assert res["status"] == "complete"
     A = res["accuracy_matrix"]
     assert len(A) == 2 and len(A[0]) == 1 and len(A[1]) == 2
@@ -145,12 +142,29 @@ def test_resume_equals_uninterrupted(tmp_path):
     assert resumed["sparsity"] == full["sparsity"]
 
 
-def test_resume_refuses_other_config_and_existing_folder(tmp_path):
+def test_existing_folder_and_other_formats_are_refused(tmp_path):
     run(tmp_path)
     with pytest.raises(RunError, match="already holds a run"):
         run(tmp_path)
-    with pytest.raises(RunError, match=r"another config \(x: 1 then, 2 now\)"):
-        run(tmp_path, resume=True, config={"x": 2})
+    # a checkpoint of another format: refused, naming the last commit that can resume it
+    last = tmp_path / "checkpoints" / "last.pt"
+    ck = torch.load(last, weights_only=False)
+    ck.pop("format_version")
+    torch.save(ck, last)
+    with pytest.raises(RunError, match=r"format 1; this code reads format 2: the last commit "
+                                       r"that can resume it is 5d4c92f"):
+        run(tmp_path, resume=True)
+    # and a config.json of another format, before anything is touched
+    before = (tmp_path / "results.json").read_bytes()
+    (tmp_path / "config.json").write_text(json.dumps({"x": 1}))
+    with pytest.raises(RunError, match="format 1.*5d4c92f"):
+        run(tmp_path, resume=True)
+    assert (tmp_path / "results.json").read_bytes() == before
+    (tmp_path / "config.json").write_text(json.dumps({"format_version": 99}))
+    with pytest.raises(RunError, match="format 99.*no commit"):
+        run(tmp_path, resume=True)
+    with pytest.raises(RunError, match="is a file"):
+        run(tmp_path / "results.json")
 
 
 def test_corrupt_checkpoint_is_named_and_the_advice_works(tmp_path):
@@ -186,13 +200,13 @@ def test_run_folder_is_locked_while_a_run_holds_it(tmp_path):
     run(tmp_path)                                  # finished: its lock was released
     before = (tmp_path / "results.json").read_bytes()
     holder = RunFolder(tmp_path)
-    holder.open({"x": 1}, resume=True)             # e.g. a background run still going
+    holder.open(CONFIG, resume=True)               # e.g. a background run still going
     with pytest.raises(RunError, match=rf"in use by another process \(pid {os.getpid()}\)"):
         run(tmp_path, resume=True)
     assert (tmp_path / "results.json").read_bytes() == before      # nothing touched
     holder.close()
     again = RunFolder(tmp_path)
-    again.open({"x": 1}, resume=True)              # free again
+    again.open(CONFIG, resume=True)                # free again
     again.close()
 
 
@@ -207,66 +221,29 @@ def test_results_follow_every_periodic_checkpoint(tmp_path):
     assert res["tasks_completed"] == 0
 
 
-class EnvLikeLearner(ToyLearner):
-    """Like PPO: a sampling stream that a checkpoint cannot hold (running emulators) and that
-    restarts, seeded from (task, unit), at every checkpoint boundary and task start."""
+class SignalToy(ToyLearner):
+    """Sends itself a signal in unit 1 of task 0, as Ctrl-C or a scheduler's SIGTERM would."""
 
-    def __init__(self, sigint_at=None, **kw):
+    def __init__(self, sig, **kw):
         super().__init__(**kw)
-        self.sigint_at = sigint_at
-        self.gen = None
+        self.sig = sig
 
-    def begin_task(self, task):
-        super().begin_task(task)
-        self.gen = None
-
-    def checkpoint_boundary(self):
-        super().checkpoint_boundary()
-        self.gen = None
-
-    def checkpoint_anywhere(self):
-        return False
-
-    def _indices(self, task, unit):
-        if (task, unit) == self.sigint_at:
-            import os
-            import signal
-            os.kill(os.getpid(), signal.SIGINT)        # a real Ctrl-C, mid-task
-        if self.gen is None:
-            self.gen = torch.Generator().manual_seed(1000 * task + unit)
-        return torch.randint(0, 64, (16,), generator=self.gen)
-
-
-def test_ctrl_c_stops_at_the_next_checkpoint_and_resume_is_exact(tmp_path, capsys):
-    _, full = run(tmp_path / "full", learner=EnvLikeLearner(), eval_every=1, checkpoint_every=4)
-    # the test can fail: where the boundaries fall changes this learner's run
-    _, other = run(tmp_path / "other", learner=EnvLikeLearner(), eval_every=1, checkpoint_every=3)
-    assert [c["score"] for c in other["eval_curve"]] != [c["score"] for c in full["eval_curve"]]
-
-    _, cut = run(tmp_path / "cut", learner=EnvLikeLearner(sigint_at=(0, 1)), eval_every=1,
-                 checkpoint_every=4)
-    assert "next checkpoint (unit 4 of this task, 3 unit(s) from here)" in capsys.readouterr().out
-    assert cut["status"] == "interrupted" and cut["global_step"] == 4 * 16
-    _, resumed = run(tmp_path / "cut", resume=True, learner=EnvLikeLearner(), eval_every=1,
-                     checkpoint_every=4)
-    assert resumed["status"] == "complete"
-    assert resumed["accuracy_matrix"] == full["accuracy_matrix"]
-    assert [c["score"] for c in resumed["eval_curve"]] == [c["score"] for c in full["eval_curve"]]
-
-
-class SigintToy(ToyLearner):
     def _indices(self, task, unit):
         if (task, unit) == (0, 1):
             import os
-            import signal
-            os.kill(os.getpid(), signal.SIGINT)
+            os.kill(os.getpid(), self.sig)
         return super()._indices(task, unit)
 
 
-def test_ctrl_c_saves_after_the_current_unit_when_a_checkpoint_changes_nothing(tmp_path, capsys):
+@pytest.mark.parametrize("signame", ["SIGINT", "SIGTERM"])
+def test_ctrl_c_and_sigterm_save_after_the_current_unit(tmp_path, capsys, signame):
+    import signal
+    sig = getattr(signal, signame)
+    before = signal.getsignal(sig)
     _, full = run(tmp_path / "full", eval_every=1, checkpoint_every=4)
-    _, cut = run(tmp_path / "cut", learner=SigintToy(), eval_every=1, checkpoint_every=4)
-    assert "finishing the current unit" in capsys.readouterr().out
+    _, cut = run(tmp_path / "cut", learner=SignalToy(sig), eval_every=1, checkpoint_every=4)
+    assert signal.getsignal(sig) == before                    # the handler is put back
+    assert f"{signame}: finishing the current unit" in capsys.readouterr().out
     assert cut["status"] == "interrupted" and cut["global_step"] == 2 * 16    # not unit 4
     _, resumed = run(tmp_path / "cut", resume=True, eval_every=1, checkpoint_every=4)
     assert resumed["status"] == "complete"

@@ -82,7 +82,7 @@ def test_agscl_runs_on_each_net(network, shape):
             reg.after_step(1e-3)
         reg.after_epoch(1e-3)
         reg.end_task(t, [(x, y)], lambda mm, b: nn.functional.cross_entropy(mm(b[0], t), b[1]))
-        assert 0.0 <= reg.task_metrics()["sparsity"] <= 1.0
+        assert reg.task_metrics()["sparsity"] == _g0_fraction(reg)
 
 
 def test_resnet18_explicit_node_layers():
@@ -110,7 +110,7 @@ def test_resnet18_explicit_node_layers():
     reg.begin_task(0)
     reg.after_epoch(1e-3)
     reg.end_task(0, [(x,)], lambda mm, b: mm(b[0], 0).sum())
-    assert 0.0 <= reg.task_metrics()["sparsity"] <= 1.0
+    assert reg.task_metrics()["sparsity"] == _g0_fraction(reg)
 
 
 def test_resnet18_loads_torchvision_state_dict(tmp_path):
@@ -137,6 +137,11 @@ def test_resnet18_loads_torchvision_state_dict(tmp_path):
         ResNet18([2], pretrained=str(path))
 
 
+def _g0_fraction(reg) -> float:
+    """|G0| / |G| counted from Omega, independently of AGS-CL's history (eq. 2)."""
+    return sum(int((om == 0).sum()) for om in reg.omega) / sum(om.numel() for om in reg.omega)
+
+
 @pytest.mark.parametrize("network,shape", CASES)
 def test_hat_gates(network, shape):
     m = build_model(network, [3, 3, 3], shape, hat=True)
@@ -145,8 +150,9 @@ def test_hat_gates(network, shape):
     for L, e in zip(layers, m.hat_embeddings):
         n = L.out_features if isinstance(L, nn.Linear) else L.out_channels
         assert e.weight.shape == (3, n)
-    masks = m.hat_masks(1, s=400.0)
-    assert all(((0 <= mk) & (mk <= 1)).all() for mk in masks)
+    masks = m.hat_masks(1, s=400.0)         # sigmoid(s e): binary-like at s = 400
+    for mk, e in zip(masks, m.hat_embeddings):
+        torch.testing.assert_close(mk.flatten(), torch.sigmoid(400.0 * e.weight[1]).flatten())
     # a unit whose gate is closed contributes nothing: close every gate of the last layer
     with torch.no_grad():
         m.hat_embeddings[-1].weight[1] = -6.0

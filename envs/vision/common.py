@@ -212,13 +212,6 @@ def channel_stats(images: Sequence[torch.Tensor]) -> tuple[tuple[float, ...], tu
     return tuple(mean.tolist()), tuple(max(v, 1e-3) for v in std.tolist())
 
 
-def make_task(name: str, classes_names: list[str], x_train, y_train, x_test, y_test,
-              val_fraction: float, rng: np.random.Generator) -> Task:
-    x_tr, y_tr, x_val, y_val = split_validation(x_train, y_train, val_fraction, rng)
-    return Task(name, len(classes_names), x_tr, y_tr, x_val, y_val, x_test, y_test,
-                list(classes_names))
-
-
 # --- downloads ----------------------------------------------------------------------------
 def file_md5(path: Path | str, chunk: int = 1 << 20) -> str:
     h = hashlib.md5()

@@ -1,0 +1,466 @@
+"""One config per command, and the one ``build`` that wires a run from it.
+
+A run is an ``AtariRun`` or a ``VisionRun``. Either is made from a dict of the shape of a run's
+config.json (``from_dict``; missing keys take their defaults), which is what the CLI, a config
+file (``--config FILE``, JSON or TOML), a run folder (``--resume``) and the study runner all
+produce. ``to_dict`` is what config.json holds: every value resolved, so a run folder alone
+says what ran. ``build(config)`` returns the learner, the regularizer and the schedule.
+
+Flags: every field has one flag, generated from the dataclass fields with their help text
+(``FLAGS[command]``); a regularizer hyperparameter's flag comes from the regularizer's own
+signature (``regularizers.hyperparameters``). The "machine" part of a config (device, threads,
+paths) may change when a run is resumed; any other flag given with ``--resume`` must agree with
+the run's config.json, or the resume is refused, naming the flag.
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+import random
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+import regularizers
+from agents.config import PPO_PRESETS, ClassifierConfig, PPOConfig, knob, replace_checked, \
+    strengths
+
+from .runfolder import CHECKPOINT_FORMAT, RunError, RunFolder, config_differences, \
+    refuse_format
+from .trainer import Schedule
+
+# the methods each command can run (HAT needs a network with its gates: vision only)
+METHODS = {"atari": tuple(n for n in regularizers.NAMES if n != "hat"),
+           "vision": regularizers.NAMES}
+
+
+@dataclass
+class AtariMachine:
+    device: str = knob("cpu", "cpu, cuda, cuda:1, ...")
+    threads: int = knob(0, "torch CPU threads (0: torch's default)")
+    env_threads: int = knob(0, "ALE emulator threads (0: min(num_envs, cores))")
+    progress: bool = knob(True, "show a progress bar", flag="no-progress")
+
+
+@dataclass
+class VisionMachine:
+    device: str = knob("cpu", "cpu, cuda, cuda:1, ...")
+    threads: int = knob(0, "torch CPU threads (0: torch's default)")
+    progress: bool = knob(True, "show a progress bar", flag="no-progress")
+    data_dir: str | None = knob(None, "where the data set lies (or goes with --download)")
+    download: bool = knob(False, "download the data set (MD5-checked) if it is missing")
+
+
+def _games_default() -> list[str]:
+    from envs.atari import GAMES
+    return list(GAMES)
+
+
+@dataclass
+class AtariRun:
+    """Continual PPO over a stream of Atari games."""
+    games: list[str] = field(default_factory=_games_default, metadata={
+        "help": "comma-separated games, in stream order (default: the paper's 8-game stream)",
+        "kind": str})
+    regularizer: str = knob("agscl", "the continual-learning method")
+    regularizer_hparams: dict = field(default_factory=dict, metadata={"cli": False})
+    ppo: PPOConfig = field(default_factory=PPOConfig)
+    eval_every: int | None = knob(None, "env steps between evaluations of every seen game "
+                                        "(0: at task ends only; default: a tenth of a task)")
+    checkpoint_every: int | None = knob(None, "PPO iterations between periodic checkpoints "
+                                              "(default: a quarter of a task, at most 50)")
+    machine: AtariMachine = field(default_factory=AtariMachine)
+    command = "atari"
+
+    def __post_init__(self):
+        from envs.atari import parse_games
+        self.games = parse_games(self.games)
+        _check_method(self.command, self.regularizer)
+        self.regularizer_hparams = {**strengths("atari", self.regularizer),
+                                    **self.regularizer_hparams}
+        units = max(1, self.ppo.steps_per_task // self.ppo.batch_size)
+        if self.eval_every is None:
+            self.eval_every = self.ppo.steps_per_task // 10
+        if self.checkpoint_every is None:
+            self.checkpoint_every = max(1, min(50, units // 4))
+        _check_int("eval_every", self.eval_every, 0)
+        _check_int("checkpoint_every", self.checkpoint_every, 1)
+
+    @property
+    def seed(self) -> int:
+        return self.ppo.seed
+
+
+@dataclass
+class VisionRun:
+    """Continual supervised learning on a vision task stream."""
+    classifier: ClassifierConfig = field(default_factory=ClassifierConfig)
+    regularizer: str = knob("agscl", "the continual-learning method")
+    regularizer_hparams: dict = field(default_factory=dict, metadata={"cli": False})
+    max_tasks: int | None = knob(None, "use only the first N tasks of the stream")
+    augment: int = knob(0, "Omniglot: rotated/shifted copies per training image (paper: 20)")
+    checkpoint_every: int = knob(5, "epochs between periodic checkpoints")
+    machine: VisionMachine = field(default_factory=VisionMachine)
+    command = "vision"
+
+    def __post_init__(self):
+        _check_method(self.command, self.regularizer)
+        self.classifier = dataclasses.replace(self.classifier, hat=self.regularizer == "hat")
+        self.regularizer_hparams = {**strengths(self.classifier.benchmark, self.regularizer),
+                                    **self.regularizer_hparams}
+        if self.max_tasks is not None:
+            _check_int("max_tasks", self.max_tasks, 1)
+        _check_int("augment", self.augment, 0)
+        if self.augment and self.classifier.benchmark != "omniglot":
+            raise ValueError(f"--augment applies to omniglot only, not to "
+                             f"{self.classifier.benchmark}")
+        _check_int("checkpoint_every", self.checkpoint_every, 1)
+
+    @property
+    def seed(self) -> int:
+        return self.classifier.seed
+
+
+RUNS = {"atari": AtariRun, "vision": VisionRun}
+
+
+def _check_method(command: str, name: str) -> None:
+    if name not in METHODS[command]:
+        other = "" if name not in regularizers.NAMES else \
+            f" ({name} needs a network with its gates: train.py vision)"
+        raise ValueError(f"unknown regularizer {name!r} for {command}{other}; choose one of: "
+                         f"{', '.join(METHODS[command])}")
+
+
+def _check_int(name: str, v, lo: int) -> None:
+    if isinstance(v, bool) or not isinstance(v, int) or v < lo:
+        raise ValueError(f"{name}={v!r} must be an integer >= {lo}")
+
+
+# --- dicts <-> configs ------------------------------------------------------------------------
+def from_dict(command: str, d: dict, where: str = "the config"):
+    """A run config from a (partial) dict of config.json's shape; unknown keys are errors."""
+    if command not in RUNS:
+        raise ValueError(f"unknown command {command!r}; choose one of: {', '.join(RUNS)}")
+    d = dict(d)
+    version = d.pop("format_version", CHECKPOINT_FORMAT)
+    if version != CHECKPOINT_FORMAT:
+        refuse_format(where, version)
+    if d.pop("command", command) != command:
+        raise ValueError(f"{where} is a config for another command than {command!r}")
+    cls = RUNS[command]
+    kw = {}
+    for f in fields(cls):
+        if f.name not in d:
+            continue
+        v = d.pop(f.name)
+        if f.name == "ppo":
+            v = dict(v)
+            v = PPOConfig.from_preset(v.pop("preset", "cpu"), **v)
+        elif f.name == "classifier":
+            v = dict(v)
+            v = ClassifierConfig.from_preset(v.pop("benchmark", "split_digits"),
+                                             v.pop("preset", "published"), **v)
+        elif f.name == "machine":
+            v = replace_checked(f.default_factory, {}, v, f"{where}: machine")
+        kw[f.name] = v
+    if d:
+        raise ValueError(f"{where} has unknown key(s) {', '.join(sorted(d))}; keys: "
+                         f"{', '.join(f.name for f in fields(cls))}")
+    return cls(**kw)
+
+
+def to_dict(config) -> dict:
+    d = {"format_version": CHECKPOINT_FORMAT, "command": config.command}
+    for f in fields(config):
+        v = getattr(config, f.name)
+        d[f.name] = v.to_dict() if hasattr(v, "to_dict") else \
+            dataclasses.asdict(v) if dataclasses.is_dataclass(v) else v
+    return json.loads(json.dumps(d))
+
+
+def merge(base: dict, over: dict) -> dict:
+    """``over`` on top of ``base``, nested dicts merged key by key."""
+    out = dict(base)
+    for k, v in over.items():
+        out[k] = merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else v
+    return out
+
+
+def load_file(path: str | Path) -> dict:
+    """A config file: JSON (a run's config.json) or TOML, of config.json's shape."""
+    path = Path(path)
+    if not path.is_file():
+        raise ValueError(f"--config {path}: no such file")
+    try:
+        if path.suffix == ".toml":
+            import tomllib
+            return tomllib.loads(path.read_text())
+        return json.loads(path.read_text())
+    except ValueError as e:
+        raise ValueError(f"--config {path} is not valid {path.suffix[1:] or 'JSON'}: {e}") \
+            from None
+
+
+# --- flags ------------------------------------------------------------------------------------
+@dataclass
+class Flag:
+    name: str                   # without the leading dashes
+    path: tuple[str, ...]       # where its value goes in the config dict
+    kind: type
+    help: str
+    aliases: tuple[str, ...] = ()
+    machine: bool = False
+
+
+def _kind(f) -> type:
+    if "kind" in f.metadata:
+        return f.metadata["kind"]
+    t = str(f.type)
+    for name, kind in (("bool", bool), ("tuple", tuple), ("list", list), ("int", int),
+                       ("float", float)):
+        if name in t and not (kind is int and "float" in t):
+            return kind
+    return str
+
+
+def _dataclass_flags(cls, path: tuple[str, ...], machine: bool = False,
+                     presets: dict | None = None) -> list[Flag]:
+    out = []
+    for f in fields(cls):
+        if not f.metadata.get("help") or f.metadata.get("cli", True) is False:
+            continue
+        flag = f.name.replace("_", "-")
+        aliases = ()
+        if "flag" in f.metadata:
+            if f.metadata["flag"] == "no-progress":
+                flag = "no-progress"
+            else:
+                aliases = (f.metadata["flag"],)
+        out.append(Flag(flag, path + (f.name,), _kind(f), _help(f, presets), aliases, machine))
+    return out
+
+
+def _help(f, presets: dict | None = None) -> str:
+    """A field's help with its default (and where a preset changes it, the preset's value)."""
+    default = f.default if f.default is not dataclasses.MISSING else None
+    notes = [] if default is None or f.metadata.get("flag") == "no-progress" else \
+        [f"default: {default}"]
+    for name, values in (presets or {}).items():
+        if f.name in values and f.name != "preset":
+            notes.append(f"{name} preset: {values[f.name]}")
+    return f.metadata["help"] + (f" ({'; '.join(notes)})" if notes else "")
+
+
+def _reg_flags(command: str, taken: set[str]) -> list[Flag]:
+    """One flag per regularizer hyperparameter of the command's methods (the signatures'
+    names; ``reg-<name>`` where a learner flag has that name, e.g. --reg-gamma)."""
+    bench = "atari" if command == "atari" else None
+    by_name: dict[str, list[tuple[str, Any, str]]] = {}
+    for m in METHODS[command]:
+        meaning = regularizers.describe(m)
+        for k, default in regularizers.hyperparameters(m).items():
+            if bench:
+                default = strengths(bench, m).get(k, default)
+            by_name.setdefault(k, []).append((m, default, meaning[k]))
+    out = []
+    for k, uses in sorted(by_name.items()):
+        kinds = {type(v) for _, v, _ in uses}
+        kind = float if float in kinds else kinds.pop() if len(kinds) == 1 else str
+        meanings = "; ".join(dict.fromkeys(h for _, _, h in uses))
+        by_value: dict[str, list[str]] = {}
+        for m, v, _ in uses:
+            by_value.setdefault(repr(v), []).append(m)
+        defaults = "; ".join(f"{v} ({', '.join(ms)})" for v, ms in by_value.items())
+        where = "on atari" if bench else "(each benchmark's own: agents/config.py)"
+        name = f"reg-{k}" if k.replace("_", "-") in taken else k.replace("_", "-")
+        out.append(Flag(name, ("regularizer_hparams", k), kind,
+                        f"{meanings}. Defaults {where}: {defaults}"))
+    return out
+
+
+def _flags(command: str) -> list[Flag]:
+    cls = RUNS[command]
+    out = [Flag("config", (), str, "a config file (JSON, e.g. a run's config.json, or TOML) "
+                                   "of config.json's shape; flags override it")]
+    for f in fields(cls):
+        if f.name == "ppo":
+            out += _dataclass_flags(PPOConfig, ("ppo",), presets=PPO_PRESETS)
+        elif f.name == "classifier":
+            out += _dataclass_flags(ClassifierConfig, ("classifier",))
+        elif f.name == "machine":
+            out += _dataclass_flags(f.default_factory, ("machine",), machine=True)
+        elif f.metadata.get("help") and f.metadata.get("cli", True):
+            help_ = _help(f) + (f": {', '.join(METHODS[command])}" if f.name == "regularizer"
+                                else "")
+            out.append(Flag(f.name.replace("_", "-"), (f.name,), _kind(f), help_))
+    taken = {fl.name for fl in out} | {a for fl in out for a in fl.aliases}
+    return out + _reg_flags(command, taken)
+
+
+FLAGS = {c: _flags(c) for c in RUNS}
+
+
+def flag_of(command: str, path: tuple[str, ...]) -> str:
+    for fl in FLAGS[command]:
+        if fl.path == path:
+            return "--" + fl.name
+    return ".".join(path)
+
+
+def parse_value(kind: type, text):
+    """A flag's text as its field's type: 'true'/'false' for booleans, 'a,b' for lists."""
+    if not isinstance(text, str):
+        return text
+    if kind is bool:
+        t = text.strip().lower()
+        if t not in ("1", "0", "true", "false", "yes", "no", "on", "off"):
+            raise ValueError(f"{text!r} is not a boolean: use true or false")
+        return t in ("1", "true", "yes", "on")
+    if kind in (list, tuple):
+        parts = [p.strip() for p in text.split(",")]
+        if not text.strip() or not all(parts):
+            raise ValueError(f"{text!r} is not a comma-separated list")
+        return parts
+    if kind is int:
+        return int(text)
+    if kind is float:
+        return float(text)
+    if text.lower() in ("none", "null"):
+        return None
+    return text
+
+
+def flags_to_dict(command: str, given: dict[str, Any]) -> dict:
+    """{flag name (dashes or underscores, no leading '--'): value} -> a partial config dict.
+    Values may be text (parsed as the field's type) or already typed."""
+    by_name = {}
+    for fl in FLAGS[command]:
+        for n in (fl.name, *fl.aliases):
+            by_name[n] = fl
+    out: dict = {}
+    for name, value in given.items():
+        fl = by_name.get(name.replace("_", "-"))
+        if fl is None or not fl.path:
+            raise ValueError(f"{command} has no flag --{name.replace('_', '-')}; see "
+                             f"`train.py {command} --help`")
+        try:
+            v = parse_value(fl.kind, value)
+        except ValueError as e:
+            raise ValueError(f"--{fl.name}: {e}") from None
+        if fl.name == "no-progress":
+            v = not v
+        if fl.path == ("classifier", "mlp_hidden") and v is not None:
+            v = [int(x) for x in v]
+        node = out
+        for k in fl.path[:-1]:
+            node = node.setdefault(k, {})
+        node[fl.path[-1]] = v
+    return out
+
+
+def resolve(command: str, given: dict[str, Any], config_file: str | None = None,
+            resume_from: str | Path | None = None):
+    """The run config of a command line: defaults < ``config_file`` < ``given`` flags; with
+    ``resume_from`` (a run folder) the run's config.json instead of the defaults and the
+    file, and a non-machine flag that disagrees with it is refused, naming the flag."""
+    cli = flags_to_dict(command, given)
+    if resume_from is None:
+        base = load_file(config_file) if config_file else {}
+        return from_dict(command, merge(base, cli), config_file or "the command line")
+    if config_file:
+        raise ValueError("--config with --resume: a resumed run's config is its config.json; "
+                         "drop --config")
+    run = RunFolder(resume_from)
+    saved = run.read_config()
+    if saved.get("command") != command:
+        raise RunError(f"{resume_from} is a {saved.get('command')} run: resume it with "
+                       f"`train.py {saved.get('command')} --resume --out {resume_from}`")
+    merged = to_dict(from_dict(command, merge(saved, cli), str(run.config_path)))
+    diff = config_differences(saved, merged)
+    if diff:
+        paths = [tuple(d.split(":")[0].split(".")) for d in diff]
+        names = ", ".join(flag_of(command, p) for p in paths)
+        raise RunError(f"--resume refused: {names} disagree(s) with the run in {resume_from} "
+                       f"({'; '.join(diff)}); resume without them, or pass another --out to "
+                       f"start a new run")
+    return from_dict(command, merged)
+
+
+# --- build ------------------------------------------------------------------------------------
+def check_device(name: str) -> None:
+    """A device this torch build can use, or an error naming the fix (before any folder exists)."""
+    import torch
+    try:
+        dev = torch.device(name)
+    except (RuntimeError, ValueError, TypeError):
+        raise ValueError(f"--device {name!r} is not a torch device; use cpu, cuda, cuda:1, "
+                         f"...") from None
+    if dev.type == "cuda":
+        if torch.version.cuda is None:
+            raise ValueError(f"--device {name}: this torch ({torch.__version__}) is a CPU-only "
+                             f"build; install a CUDA build of torch (README, 'GPU users') or "
+                             f"use --device cpu")
+        n = torch.cuda.device_count()
+        if dev.index is not None and dev.index >= n or n == 0:
+            raise ValueError(f"--device {name}: {n} CUDA device(s) visible; use one of "
+                             f"{', '.join(f'cuda:{i}' for i in range(n)) or 'cpu'}")
+    elif dev.type == "mps" and not torch.backends.mps.is_available():
+        raise ValueError(f"--device {name}: MPS is not available here; use --device cpu")
+
+
+def seed_everything(seed: int) -> None:
+    """The global RNGs from the run's seed: the vision models' initialisation and dropout.
+    (A resumed run restores them from its checkpoint.)"""
+    import numpy as np
+    import torch
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+def build(config):
+    """(learner, regularizer, schedule) of a run config; errors before anything is written."""
+    import torch
+    m = config.machine
+    check_device(m.device)
+    if m.threads:
+        torch.set_num_threads(m.threads)
+    seed_everything(config.seed)
+    if isinstance(config, AtariRun):
+        from agents.ppo import PPOLearner
+        learner = PPOLearner(config.ppo, config.games, device=m.device,
+                             env_threads=m.env_threads)
+        per_unit = config.ppo.batch_size
+        schedule = Schedule(eval_every=max(1, config.eval_every // per_unit)
+                            if config.eval_every else 0,
+                            checkpoint_every=config.checkpoint_every)
+    else:
+        from agents.classifier import ClassifierLearner
+        from envs.vision import make_stream
+        c = config.classifier
+        options = {"augment": config.augment} if config.augment else {}
+        stream = make_stream(c.benchmark, data_dir=m.data_dir, seed=c.seed,
+                             download=m.download, **options)
+        if config.max_tasks:
+            stream.tasks = stream.tasks[:config.max_tasks]
+        learner = ClassifierLearner(stream, c, device=m.device)
+        schedule = Schedule(eval_every=0, checkpoint_every=config.checkpoint_every)
+    reg = regularizers.make(config.regularizer, learner.model, seed=config.seed,
+                            **config.regularizer_hparams)
+    return learner, reg, schedule
+
+
+def load(run_dir: str | Path, checkpoint: str = "last.pt", machine: dict | None = None):
+    """A saved run at one of its checkpoints, read only: (config, learner, regularizer, the
+    trainer's state), with the learner's and the regularizer's states loaded. ``machine``
+    overrides the saved machine part (e.g. {"device": "cpu"})."""
+    folder = RunFolder(run_dir)
+    saved = folder.read_config()
+    config = from_dict(saved["command"], merge(saved, {"machine": machine or {}}),
+                       str(folder.config_path))
+    ck = folder.load_checkpoint(folder.ckpt_dir / checkpoint)
+    learner, reg, _ = build(config)
+    learner.load_state_dict(ck["learner"])
+    reg.load_state_dict(ck["regularizer"])
+    return config, learner, reg, ck["trainer"]
