@@ -4,6 +4,7 @@
     python train.py atari  [--games Boxing,Gopher] [--steps-per-task 100000] [--regularizer agscl] ...
     python train.py vision --benchmark omniglot --data-dir DIR --regularizer agscl --epochs 20 ...
     python train.py atari --resume --out DIR          # continue a run from its config.json
+    python train.py study SPEC.toml [--address auto]   # many runs on Ray Tune (study.py)
     python train.py report RUN [RUN ...] [--out DIR]
 
 `python train.py atari` with no further arguments runs a short CPU demo (2 games, 20k steps
@@ -65,6 +66,14 @@ def build_parser() -> argparse.ArgumentParser:
     _add_run_flags(sub.add_parser("atari", help="continual PPO over the Atari stream"), "atari")
     _add_run_flags(sub.add_parser("vision", help="continual supervised learning on a vision "
                                   "stream"), "vision")
+    st = sub.add_parser("study", help="many runs (methods x seeds x hyperparameters) on Ray "
+                        "Tune, then their grouped report (study.py)")
+    st.add_argument("spec", help="the study's TOML spec (see study.py, studies/)")
+    st.add_argument("--address", default=None,
+                    help="an existing Ray cluster: auto, or ray://HOST:10001 (default: an "
+                         "embedded local Ray on this machine)")
+    st.add_argument("--max-failures", type=int, default=3,
+                    help="retries of a crashed trial (each resumes from its last checkpoint)")
     r = sub.add_parser("report", help="compare runs of one stream (needs a fine-tuning run)")
     r.add_argument("runs", nargs="+")
     r.add_argument("--out", default=None, help="folder for report.json and plots")
@@ -105,6 +114,9 @@ def main(argv=None) -> int:
         argv += ATARI_DEMO
     args = build_parser().parse_args(argv)
     try:
+        if args.command == "study":
+            import study                       # Ray is imported only here
+            return study.main(args.spec, args.address, args.max_failures)
         if args.command == "report":
             rep = report(args.runs, args.out, args.window)
             print(rep["table"])

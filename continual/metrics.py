@@ -3,8 +3,16 @@
 A is T x T (lists of rows; row i may hold only entries j <= i): A[i][j] = score on task j
 after learning task i. Accuracy matrices for the supervised benchmarks, reward matrices (raw
 scores) for Atari.
+
+Then what a report needs to pool runs: grouping runs into experiments (a method and its
+hyperparameters, seeds pooled: ``group_runs``), and the estimators with their bootstrap
+confidence intervals (``iqm``, ``bootstrap_ci``, ``mean_ci``, ``aggregate_scores``: rliable's
+IQM and mean with its stratified bootstrap, computed with ``scipy.stats.bootstrap``). No I/O.
 """
 from __future__ import annotations
+
+import inspect
+import json
 
 import numpy as np
 
@@ -96,3 +104,192 @@ def normalised_accumulated_reward(R, R_ft_max) -> list[float]:
 def normalised(score: float, reference: float) -> float:
     """One Figure 7 term: a score over fine-tuning's best on that task (NaN if that is <= 0)."""
     return float(score) / reference if reference > 0 else float("nan")
+
+
+# --- grouping runs: a method and its hyperparameters, seeds pooled ---------------------------
+# config.json parts that do not define a method's setting: bookkeeping, the machine (device,
+# threads, paths) and the method's name (a group's "method"); the learner's seed is dropped too
+NOT_HYPERPARAMETERS = ("format_version", "command", "machine", "regularizer")
+SEEDED = ("ppo", "classifier")         # the learner parts whose "seed" is the run's seed
+
+
+def hyperparameters(config: dict) -> dict:
+    """What makes two runs of one method the same experiment: config.json without
+    ``NOT_HYPERPARAMETERS`` and without the learner's seed (``ppo.seed``, ``classifier.seed``).
+    Everything else counts (regularizer strengths, PPO / classifier settings, the stream)."""
+    out = {k: v for k, v in config.items() if k not in NOT_HYPERPARAMETERS}
+    for part in SEEDED:
+        if isinstance(out.get(part), dict):
+            out[part] = {k: v for k, v in out[part].items() if k != "seed"}
+    return out
+
+
+def _canonical(v):
+    """Numbers as floats (a TOML ``lam = 10`` and a resolved 10.0 are one setting), dicts with
+    sorted keys, for a JSON key."""
+    if isinstance(v, bool) or v is None or isinstance(v, str):
+        return v
+    if isinstance(v, (int, float)):
+        return float(v)
+    if isinstance(v, dict):
+        return {str(k): _canonical(x) for k, x in sorted(v.items())}
+    if isinstance(v, (list, tuple)):
+        return [_canonical(x) for x in v]
+    return repr(v)
+
+
+def group_key(method: str, config: dict) -> str:
+    """The key two runs share iff they are seeds of one experiment: the method and its
+    ``hyperparameters``, as canonical JSON."""
+    return json.dumps([method, _canonical(hyperparameters(config))], sort_keys=True)
+
+
+def flatten(d: dict, prefix: str = "") -> dict:
+    """A nested dict as {"a.b": value}."""
+    out = {}
+    for k, v in d.items():
+        if isinstance(v, dict) and v:
+            out.update(flatten(v, f"{prefix}{k}."))
+        else:
+            out[f"{prefix}{k}"] = v
+    return out
+
+
+def _value_text(v) -> str:
+    if isinstance(v, float):
+        return f"{v:g}"
+    if isinstance(v, (list, tuple)):
+        return ",".join(_value_text(x) for x in v)
+    return "unset" if v is _UNSET else str(v)
+
+
+_UNSET = object()
+
+
+def group_runs(runs) -> list[dict]:
+    """Runs grouped by method and hyperparameters. ``runs``: (method, config.json dict) per
+    run. Returns one dict per group, in the order of each group's first run:
+    {"method", "label", "hyperparameters" (the first run's), "varied" (the flattened
+    hyperparameters in which the group differs from the other groups of its method; a key a
+    group lacks shows as "unset"), "members" (indices into ``runs``)}. The label is the method
+    plus its varied hyperparameters, e.g. "agscl lam=10" (regularizer strengths by their own
+    name, other settings by their last name, or their dotted path where that is ambiguous);
+    the method alone when it has one group."""
+    groups: dict[str, dict] = {}
+    for i, (method, config) in enumerate(runs):
+        g = groups.setdefault(group_key(method, config or {}), {
+            "method": method, "hyperparameters": hyperparameters(config or {}), "members": []})
+        g["members"].append(i)
+    out = list(groups.values())
+    for method in dict.fromkeys(g["method"] for g in out):
+        mine = [g for g in out if g["method"] == method]
+        flat = [flatten(g["hyperparameters"]) for g in mine]
+        keys = list(dict.fromkeys(k for f in flat for k in f))
+        varied = [k for k in keys if len({json.dumps(_canonical(f.get(k, "\0unset")))
+                                          for f in flat}) > 1]
+        short = {k: k.split(".")[-1] for k in varied}
+        names = {k: s if list(short.values()).count(s) == 1 else
+                 k.removeprefix("regularizer_hparams.") for k, s in short.items()}
+        for g, f in zip(mine, flat):
+            g["varied"] = {k: f.get(k) for k in varied}
+            g["label"] = " ".join([method] + [f"{names[k]}={_value_text(f.get(k, _UNSET))}"
+                                              for k in varied])
+        labels = [g["label"] for g in mine]
+        for k, g in enumerate(mine):       # values that print alike (e.g. beyond 6 digits)
+            if labels.count(g["label"]) > 1:
+                g["label"] += f" #{labels[:k].count(g['label']) + 1}"
+    return [{k: g[k] for k in ("method", "label", "hyperparameters", "varied", "members")}
+            for g in out]
+
+
+# --- estimators over seeds and games (rliable's, Agarwal et al. 2021) -------------------------
+BOOTSTRAP_RESAMPLES = 2000
+CONFIDENCE = 0.95
+
+
+def iqm(x) -> float:
+    """Interquartile mean: the mean of the middle 50% (25% trimmed from each end, as
+    ``scipy.stats.trim_mean(x, 0.25)``) of all values pooled; rliable's IQM."""
+    from scipy.stats import trim_mean
+    return float(trim_mean(np.ravel(np.asarray(x, dtype=float)), 0.25))
+
+
+def _pooled(statistic):
+    """A statistic of the pooled values as scipy's vectorised bootstrap calls it: one array
+    per stratum, resamples along ``axis``."""
+    def stat(*samples, axis=-1):
+        return statistic(np.concatenate(samples, axis=axis), axis=axis)
+    return stat
+
+
+def _iqm_along(x, axis=-1):
+    from scipy.stats import trim_mean
+    return trim_mean(x, 0.25, axis=axis)
+
+
+def bootstrap_ci(samples, statistic, n_resamples: int = BOOTSTRAP_RESAMPLES,
+                 confidence: float = CONFIDENCE, seed: int = 0):
+    """Percentile bootstrap interval [lo, hi] of ``statistic`` of the pooled values of
+    ``samples`` (a list of 1-D arrays, the strata), each stratum resampled with replacement
+    independently of the others (``scipy.stats.bootstrap``; with one stratum per game this is
+    rliable's stratified bootstrap). ``statistic(x, axis)`` is vectorised (np.mean,
+    ``_iqm_along``). A fresh ``np.random.default_rng(seed)`` per call: a report is reproducible
+    and each interval does not depend on what else is computed. None when a stratum holds
+    fewer than 2 values (one run: nothing to resample, no interval)."""
+    from scipy.stats import bootstrap
+    samples = [np.asarray(s, dtype=float).ravel() for s in samples]
+    if not samples or any(len(s) == 0 for s in samples):
+        raise ValueError("bootstrap_ci needs non-empty samples")
+    if min(len(s) for s in samples) < 2:
+        return None
+    kw = {"rng": np.random.default_rng(seed)}
+    if "rng" not in inspect.signature(bootstrap).parameters:     # scipy < 1.15
+        kw = {"random_state": np.random.default_rng(seed)}
+    res = bootstrap(tuple(samples), _pooled(statistic), n_resamples=n_resamples,
+                    confidence_level=confidence, method="percentile", vectorized=True,
+                    paired=False, **kw)
+    return [float(res.confidence_interval.low), float(res.confidence_interval.high)]
+
+
+def mean_ci(values, n_resamples: int = BOOTSTRAP_RESAMPLES) -> dict:
+    """A metric averaged over seeds: {"mean", "ci95": percentile bootstrap [lo, hi] of the mean
+    over the seeds (None with one seed), "n": seeds}; values that are None (a run without that
+    metric) are left out; {"mean": None, ...} when none is left."""
+    xs = [float(v) for v in values if v is not None and np.isfinite(v)]
+    if not xs:
+        return {"mean": None, "ci95": None, "n": 0}
+    return {"mean": float(np.mean(xs)), "ci95": bootstrap_ci([xs], np.mean, n_resamples),
+            "n": len(xs)}
+
+
+def aggregate_scores(scores, n_resamples: int = BOOTSTRAP_RESAMPLES) -> dict:
+    """rliable's aggregate of a runs x games matrix of normalised scores: {"iqm": {"iqm",
+    "ci95", "n", "games"}, "mean": {"mean", "ci95", "n", "games"}}: the IQM and the mean of
+    all runs x games pooled, each with its stratified bootstrap interval (runs resampled with
+    replacement within each game, independently per game; percentile). n = runs; "ci95" is
+    None with one run."""
+    S = np.asarray(scores, dtype=float)
+    if S.ndim != 2 or S.size == 0:
+        empty = {"ci95": None, "n": int(S.shape[0]) if S.ndim == 2 else 0,
+                 "games": int(S.shape[1]) if S.ndim == 2 else 0}
+        return {"iqm": {"iqm": None, **empty}, "mean": {"mean": None, **empty}}
+    if not np.all(np.isfinite(S)):
+        raise ValueError("aggregate_scores needs finite scores (leave games without a "
+                         "reference out)")
+    per_game = [S[:, j] for j in range(S.shape[1])]
+    n, g = S.shape
+    return {"iqm": {"iqm": iqm(S), "ci95": bootstrap_ci(per_game, _iqm_along, n_resamples),
+                    "n": n, "games": g},
+            "mean": {"mean": float(S.mean()), "ci95": bootstrap_ci(per_game, np.mean,
+                                                                    n_resamples),
+                     "n": n, "games": g}}
+
+
+def interval_text(estimate, ci, digits: int = 3) -> str:
+    """"0.912 [0.850, 0.970]": an estimate and its interval for a table; "0.912 [-]" without
+    an interval (one run), "-" without an estimate."""
+    if estimate is None or not np.isfinite(estimate):
+        return "-"
+    if ci is None:
+        return f"{estimate:.{digits}f} [-]"
+    return f"{estimate:.{digits}f} [{ci[0]:.{digits}f}, {ci[1]:.{digits}f}]"

@@ -1,6 +1,8 @@
 """All plots: one run's (written into its plots/ folder after every task, ``plot_run``) and the
 report's (``plot_rl_report``: Figure 7 and the raw scores; ``plot_supervised_report``:
-Figures 3-6)."""
+Figures 3-6). The report's group-level plots (a group: a method and its hyperparameters,
+seeds pooled) show each group's mean with its 95% bootstrap CI as error bars; a group of
+one run has no interval and shows no bar."""
 from __future__ import annotations
 
 from collections import defaultdict
@@ -13,6 +15,15 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
 from . import metrics  # noqa: E402
+
+
+def _save(fig, ax, path: Path, dpi: int = 130) -> None:
+    """Legend (if anything is labelled), tight layout, write, close."""
+    if ax.get_legend_handles_labels()[0]:
+        ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=dpi)
+    plt.close(fig)
 
 
 def plot_matrix(rows, tasks, title, path: Path) -> None:
@@ -95,11 +106,7 @@ def plot_normalised_accumulated_reward(rep: dict, out: Path) -> None:
     ax.set_xlabel("environment steps")
     ax.set_ylabel("normalised accumulated reward")
     ax.set_title("Accumulated performance (Figure 7)")
-    if ax.get_legend_handles_labels()[0]:
-        ax.legend(fontsize=7)
-    fig.tight_layout()
-    fig.savefig(out / "normalised_accumulated_reward.png", dpi=130)
-    plt.close(fig)
+    _save(fig, ax, out / "normalised_accumulated_reward.png")
 
 
 def plot_scores_per_game(rep: dict, out: Path) -> None:
@@ -167,34 +174,109 @@ def plot_training_scores(rep: dict, out: Path, smooth: int = 25) -> None:
     plt.close(fig)
 
 
+def _err(estimates: list[dict], key: str = "mean") -> tuple[np.ndarray, np.ndarray]:
+    """Points and their error-bar lengths (2 x n: below, above) from ``metrics.mean_ci`` /
+    ``aggregate_scores`` dicts; NaN points where there is no estimate, 0 where no interval."""
+    m = np.array([np.nan if e is None or e.get(key) is None else e[key] for e in estimates],
+                 dtype=float)
+    err = np.zeros((2, len(m)))
+    for i, e in enumerate(estimates):
+        if e is not None and e.get("ci95") is not None and np.isfinite(m[i]):
+            err[:, i] = [m[i] - e["ci95"][0], e["ci95"][1] - m[i]]
+    return m, err
+
+
+def plot_aggregate_scores(rep: dict, out: Path) -> None:
+    """rliable's interval estimates: per group, the IQM and the mean of the normalised scores
+    (complete runs x games) with their stratified bootstrap 95% CIs; greedy (circles) and
+    sampled (squares) evaluations."""
+    gs = [g for g in rep.get("groups", []) if g["iqm"]["iqm"] is not None]
+    if not gs:
+        return
+    fig, axes = plt.subplots(1, 2, figsize=(9, 0.9 + 0.45 * len(gs)), squeeze=False)
+    y = np.arange(len(gs))[::-1]
+    for ax, (key, est, title) in zip(axes[0], (("iqm", "iqm", "IQM"),
+                                               ("mean_normalised_score", "mean", "mean"))):
+        for suffix, marker, dy, what in (("", "o", 0.1, "greedy"), ("_sampled", "s", -0.1,
+                                                                      "sampled")):
+            ests = [g.get(key + suffix) for g in gs]
+            if all(e is None for e in ests):
+                continue
+            m, err = _err(ests, est)
+            ax.errorbar(m, y + dy, xerr=err, fmt=marker, capsize=3, label=what)
+        ax.set_yticks(y, [g["label"] for g in gs], fontsize=8)
+        ax.set_title(f"{title} of normalised scores (95% CI)", fontsize=10)
+        ax.set_xlabel("score / fine-tuning's best")
+    axes[0][0].legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(out / "aggregate_normalised_scores.png", dpi=130)
+    plt.close(fig)
+
+
+def plot_group_normalised_accumulated_reward(rep: dict, out: Path) -> None:
+    """Figure 7 after each task, per group: the mean over its seeds with a 95% CI bar
+    (greedy solid, sampled dashed)."""
+    gs = rep.get("groups", [])
+    if not gs:
+        return
+    tasks = rep["tasks"]
+    fig, ax = plt.subplots(figsize=(7, 4.2))
+    colours = _colours()
+    for k, g in enumerate(gs):
+        for suffix, ls, what in (("", "-", "greedy"), ("_sampled", "--", "sampled")):
+            ests = g.get(f"normalised_accumulated_reward{suffix}") or []
+            m, err = _err(ests)
+            if len(m) and np.isfinite(m).any():
+                ax.errorbar(np.arange(1, len(m) + 1) + 0.04 * k, m, yerr=err, ls=ls, marker="o",
+                            ms=4, capsize=3, color=colours[k % len(colours)],
+                            label=f"{g['label']} ({what})")
+    ax.set_xticks(range(1, len(tasks) + 1), [f"{i}: {t}" for i, t in enumerate(tasks, 1)],
+                  rotation=30, ha="right", fontsize=8)
+    ax.set_xlabel("after task")
+    ax.set_ylabel("normalised accumulated reward")
+    ax.set_title("Figure 7 per group: mean over seeds, 95% CI")
+    _save(fig, ax, out / "normalised_accumulated_reward_groups.png")
+
+
 def plot_rl_report(rep: dict, out: Path) -> None:
-    """The RL report's plots (the training scores only where a run has TensorBoard returns)."""
+    """The RL report's plots: per run (Figure 7 over training, raw scores per game, the
+    training scores where a run has TensorBoard returns) and per group (the aggregate IQM and
+    mean, Figure 7 after each task, with their CIs)."""
     out = Path(out)
     plot_normalised_accumulated_reward(rep, out)
     plot_scores_per_game(rep, out)
     if any(rr["training_returns"] for rr in rep["runs"]):
         plot_training_scores(rep, out)
+    plot_aggregate_scores(rep, out)
+    plot_group_normalised_accumulated_reward(rep, out)
 
 
 def _by_method(rep: dict) -> dict[str, list[dict]]:
+    """The runs per group (its label; the method where the report has no groups)."""
     by = defaultdict(list)
     for pr in rep["runs"]:
-        by[pr["method"]].append(pr)
+        by[pr.get("group", pr["method"])].append(pr)
     return by
 
 
 def plot_average_accuracy(rep: dict, out: Path) -> None:
-    """Figure 3: average accuracy over the tasks learned, mean and std over each method's
-    complete runs."""
+    """Figure 3: average accuracy over the tasks learned per group: the mean over its runs
+    that have learned that many tasks, with its 95% bootstrap CI (where the report has
+    groups; otherwise mean and std over each method's complete runs)."""
     fig, ax = plt.subplots(figsize=(6, 4))
-    for m, prs in _by_method(rep).items():
+    for k, g in enumerate(rep.get("groups", [])):
+        m, err = _err(g["average_accuracy_curve"])
+        if len(m):
+            ax.errorbar(np.arange(1, len(m) + 1) + 0.03 * k, m, yerr=err, marker="o",
+                        capsize=3, label=g["label"])
+    for m, prs in ({} if rep.get("groups") else _by_method(rep)).items():
         curves = np.array([p["average_accuracy_curve"] for p in prs
                            if len(p["average_accuracy_curve"]) == len(rep["tasks"])])
         if len(curves):
             x = np.arange(1, curves.shape[1] + 1)
             ax.errorbar(x, curves.mean(0), yerr=curves.std(0), marker="o", capsize=3, label=m)
     ax.set_xlabel("tasks learned")
-    ax.set_ylabel("average accuracy")
+    ax.set_ylabel("average accuracy" + (" (mean, 95% CI)" if rep.get("groups") else ""))
     ax.legend(fontsize=8)
     fig.tight_layout()
     fig.savefig(out / "fig3_average_accuracy.png", dpi=130)
@@ -202,18 +284,24 @@ def plot_average_accuracy(rep: dict, out: Path) -> None:
 
 
 def plot_sparsity_capacity(rep: dict, out: Path) -> None:
-    """Figure 4: sparsity and used capacity after each task of the methods that report them
-    (AGS-CL and its variants); nothing is written if none does."""
+    """Figure 4: sparsity and used capacity after each task of the groups that report them
+    (AGS-CL and its variants): the mean over the group's runs that reached the task, with its
+    95% bootstrap CI; nothing is written if none does."""
     agscl = {m: prs for m, prs in _by_method(rep).items() if prs[0]["sparsity"]}
     if not agscl:
         return
     fig, ax = plt.subplots(figsize=(6, 4))
-    for m, prs in agscl.items():
-        # runs still training have fewer tasks: NaN-padded, the mean of what exists per task
-        sp, uc = (metrics.pad([p[k] or [] for p in prs]) for k in ("sparsity", "used_capacity"))
-        x = np.arange(1, sp.shape[1] + 1)
-        ax.plot(x, np.nanmean(sp, 0), marker="o", label=f"{m} sparsity")
-        ax.plot(x, np.nanmean(uc, 0), marker="s", ls="--", label=f"{m} used capacity")
+    colours = _colours()
+    for k, (m, prs) in enumerate(agscl.items()):
+        for key, marker, ls, what in (("sparsity", "o", "-", "sparsity"),
+                                      ("used_capacity", "s", "--", "used capacity")):
+            # runs still training have fewer tasks: per task, the runs that reached it
+            rows = [p[key] or [] for p in prs]
+            ests = [metrics.mean_ci([r[t] for r in rows if len(r) > t])
+                    for t in range(max(map(len, rows)))]
+            mean, err = _err(ests)
+            ax.errorbar(np.arange(1, len(mean) + 1), mean, yerr=err, marker=marker, ls=ls,
+                        capsize=3, color=colours[k % len(colours)], label=f"{m} {what}")
     ax.set_xlabel("task")
     ax.set_ylim(0, 1)
     ax.legend(fontsize=8)
@@ -223,12 +311,23 @@ def plot_sparsity_capacity(rep: dict, out: Path) -> None:
 
 
 def plot_plasticity_stability(rep: dict, out: Path) -> None:
-    """Figure 5: each run's plasticity P (eq. 15) against its stability S (eq. 16)."""
+    """Figure 5: each run's plasticity P (eq. 15) against its stability S (eq. 16) (small
+    dots) and each group's mean with its 95% CI bars in P and S."""
     fig, ax = plt.subplots(figsize=(5, 4))
-    for m, prs in _by_method(rep).items():
+    colours = _colours()
+    by_group = {g["label"]: g for g in rep.get("groups", [])}
+    for k, (m, prs) in enumerate(_by_method(rep).items()):
+        col = colours[k % len(colours)]
         pts = [(p["plasticity"], p["stability"]) for p in prs if p["plasticity"] is not None]
         if pts:
-            ax.scatter(*zip(*pts), label=m)
+            ax.scatter(*zip(*pts), s=12, alpha=0.6, color=col,
+                       label=None if m in by_group else m)
+        g = by_group.get(m)
+        if g and g["plasticity"]["mean"] is not None and g["stability"]["mean"] is not None:
+            (px,), xerr = _err([g["plasticity"]])
+            (sy,), yerr = _err([g["stability"]])
+            ax.errorbar([px], [sy], xerr=xerr, yerr=yerr, fmt="o", capsize=3, color=col,
+                        label=f"{m} (mean, 95% CI)")
     ax.set_xlabel("plasticity P (eq. 15)")
     ax.set_ylabel("stability S (eq. 16)")
     ax.legend(fontsize=8)
@@ -237,8 +336,41 @@ def plot_plasticity_stability(rep: dict, out: Path) -> None:
     plt.close(fig)
 
 
+def plot_lam_sweep(rep: dict, out: Path) -> None:
+    """Figure 5 over a lam sweep: for each method with more than one lam among the groups
+    (``report_supervised.lam_sweeps``), one point per group (lam) at its mean P (x, eq. 15) and
+    S (y, eq. 16) over seeds with 95% CI bars, joined in lam order; a star marks the best lam
+    (highest P + S). Nothing is written without a sweep."""
+    sweeps = rep.get("lam_sweeps") or {}
+    if not sweeps:
+        return
+    fig, ax = plt.subplots(figsize=(6, 4.5))
+    colours = _colours()
+    for k, (method, sw) in enumerate(sweeps.items()):
+        col = colours[k % len(colours)]
+        pts = sw["points"]
+        px, xerr = _err([p["plasticity"] for p in pts])
+        sy, yerr = _err([p["stability"] for p in pts])
+        ax.errorbar(px, sy, xerr=xerr, yerr=yerr, fmt="-o", ms=4, lw=1, capsize=3, color=col,
+                    label=method)
+        for p, x, y in zip(pts, px, sy):
+            ax.annotate(p["label"].removeprefix(method).strip(), (x, y), fontsize=7,
+                        xytext=(4, 4), textcoords="offset points")
+        b = [i for i, p in enumerate(pts) if p["label"] == sw["best"]["label"]][0]
+        ax.scatter([px[b]], [sy[b]], marker="*", s=220, color=col, edgecolor="k", zorder=5,
+                   label=f"{method} best: {pts[b]['label'].removeprefix(method).strip()} "
+                         f"(highest P + S)")
+    ax.set_xlabel("plasticity P (eq. 15)")
+    ax.set_ylabel("stability S (eq. 16)")
+    ax.set_title("Figure 5: P-S trade-off over lam (mean, 95% CI over seeds)", fontsize=10)
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(out / "fig5_lam_sweep.png", dpi=130)
+    plt.close(fig)
+
+
 def plot_memory(rep: dict, out: Path) -> None:
-    """Figure 6: each method's memory relative to EWC; nothing is written without an EWC run."""
+    """Figure 6: each group's memory relative to EWC; nothing is written without an EWC run."""
     mems = {m: np.mean([p["relative_memory"] for p in prs]) for m, prs in _by_method(rep).items()
             if prs[0]["relative_memory"] is not None}
     if not mems:
@@ -253,9 +385,10 @@ def plot_memory(rep: dict, out: Path) -> None:
 
 
 def plot_supervised_report(rep: dict, out: Path) -> None:
-    """The supervised report's plots: Figures 3-6."""
+    """The supervised report's plots: Figures 3-6, and Figure 5 over a lam sweep."""
     out = Path(out)
     plot_average_accuracy(rep, out)
     plot_sparsity_capacity(rep, out)
     plot_plasticity_stability(rep, out)
+    plot_lam_sweep(rep, out)
     plot_memory(rep, out)

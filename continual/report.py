@@ -50,10 +50,11 @@ def load_runs(paths) -> list[dict]:
     return runs
 
 
-def report(paths, out: str | None = None, window: int = TRAINING_WINDOW) -> dict:
+def report(paths, out: str | None = None, window: int = TRAINING_WINDOW,
+           plots: bool = True) -> dict:
     """The report of the run folders ``paths`` (one stream, one of them fine-tuning), with its
-    text table under "table"; report.json and the plots go to ``out`` (default: the folder
-    above the first run)."""
+    text table under "table"; report.json and (``plots``) the plots go to ``out`` (default: the
+    folder above the first run)."""
     if not (isinstance(window, int) and window >= 1):
         raise RunError(f"window={window!r}: the training-score window must be a number of env "
                        f"steps >= 1")
@@ -69,20 +70,23 @@ def report(paths, out: str | None = None, window: int = TRAINING_WINDOW) -> dict
         raise RunError("the report needs a fine-tuning run of the same stream among the runs "
                        "(train.py ... --regularizer finetune): it is the reference of Figure 7 "
                        "and of plasticity (eq. 15)")
-    from . import plots                      # matplotlib only when a report is made
+    from . import plots as figures           # matplotlib only when a report is made
     if rl:
         rep = rl_report(runs, window)
         bad = nonpositive_references(rep)
         if bad:
             print(f"warning: fine-tuning's best score is <= 0 on {', '.join(bad)}; the "
                   f"normalised reward of those tasks is not meaningful (divided by a "
-                  f"non-positive number)")
+                  f"non-positive number): Figure 7's sum is NaN once it includes them, and "
+                  f"they are left out of the groups' IQM and mean of normalised scores")
         rep["table"] = format_rl(rep)
-        plots.plot_rl_report(rep, out_dir)
+        if plots:
+            figures.plot_rl_report(rep, out_dir)
     else:
         rep = supervised_report(runs)
         rep["table"] = format_supervised(rep)
-        plots.plot_supervised_report(rep, out_dir)
+        if plots:
+            figures.plot_supervised_report(rep, out_dir)
     write_json(out_dir / "report.json", _finite_or_null(rep))
     return rep
 

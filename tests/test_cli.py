@@ -88,10 +88,11 @@ def test_atari_resume_equals_uninterrupted_and_report(tmp_path, monkeypatch, cap
 
 
 @pytest.mark.slow
+@pytest.mark.parametrize("signame", ["SIGINT", "SIGTERM"])
 def test_atari_ctrl_c_saves_after_the_current_unit_and_resume_is_exact(tmp_path, monkeypatch,
-                                                                      capsys):
-    # 4 units per game, periodic checkpoints every 3: Ctrl-C in unit 1 saves after it (unit 2),
-    # with Boxing's games in progress (a resume replays their actions)
+                                                                      capsys, signame):
+    # 4 units per game, periodic checkpoints every 3: Ctrl-C (or a scheduler's SIGTERM) in
+    # unit 1 saves after it (unit 2), with Boxing's games in progress (a resume replays them)
     args = TINY_ATARI + ["--regularizer", "agscl", "--steps-per-task", "128",
                          "--checkpoint-every", "3"]
     assert train.main(args + ["--out", str(tmp_path / "full")]) == 0
@@ -101,12 +102,12 @@ def test_atari_ctrl_c_saves_after_the_current_unit_and_resume_is_exact(tmp_path,
         if (task, unit) == (0, 1):
             import os
             import signal
-            os.kill(os.getpid(), signal.SIGINT)
+            os.kill(os.getpid(), getattr(signal, signame))
         return orig(self, task, unit, reg)
 
     monkeypatch.setattr(PPOLearner, "train_unit", ctrl_c)
     assert train.main(args + ["--out", str(tmp_path / "cut")]) == 0
-    assert "finishing the current unit" in capsys.readouterr().out
+    assert f"{signame}: finishing the current unit" in capsys.readouterr().out
     cut = results(tmp_path / "cut")
     assert cut["status"] == "interrupted" and cut["global_step"] == 2 * 32
     monkeypatch.setattr(PPOLearner, "train_unit", orig)

@@ -123,13 +123,14 @@ def test_rl_plasticity_stability_needs_positive_scores():
 def test_report_needs_finetune_and_one_stream(tmp_path):
     _write_run(tmp_path / "ags", "agscl", [[1.0]], [])
     with pytest.raises(RunError, match="fine-tuning run"):
-        report([tmp_path / "ags"], out=str(tmp_path / "rep"))
+        report([tmp_path / "ags"], out=str(tmp_path / "rep"), plots=False)
     with pytest.raises(RunError, match="no results.json"):
         report([tmp_path / "nothing"])
     (tmp_path / "young").mkdir()                    # started, no checkpoint yet: left out
     (tmp_path / "young" / "config.json").write_text("{}")
     _write_run(tmp_path / "ft", "finetune", [[1.0]], [])
-    rep = report([tmp_path / "ft", tmp_path / "ags", tmp_path / "young"], out=str(tmp_path / "r"))
+    rep = report([tmp_path / "ft", tmp_path / "ags", tmp_path / "young"],
+                 out=str(tmp_path / "r"), plots=False)
     assert [r["label"] for r in rep["runs"]] == ["ft", "ags"]
 
 
@@ -203,7 +204,7 @@ def test_rl_report_sampled_variant_uses_its_own_reference(tmp_path):
         res = json.loads((tmp_path / name / "results.json").read_text())
         res["reward_matrix_sampled"] = Rs
         (tmp_path / name / "results.json").write_text(json.dumps(res))
-    rep = report([tmp_path / "ft", tmp_path / "ags"], out=str(tmp_path / "rep"))
+    rep = report([tmp_path / "ft", tmp_path / "ags"], out=str(tmp_path / "rep"), plots=False)
     assert rep["finetune_max_reward"] == [20.0, 100.0]
     assert rep["finetune_max_reward_sampled"] == [40.0, 50.0]
     ags = [r for r in rep["runs"] if r["method"] == "agscl"][0]
@@ -217,7 +218,7 @@ def test_rl_report_mean_and_std_over_seeds(tmp_path):
     _write_run(tmp_path / "ft", "finetune", [[10.0], [2.0, 100.0]], [])
     _write_run(tmp_path / "a0", "agscl", [[16.0], [15.0, 50.0]], [])
     _write_run(tmp_path / "a1", "agscl", [[8.0]], [])           # a seed still on task 2
-    rep = report([tmp_path / n for n in ("ft", "a0", "a1")], out=str(tmp_path / "rep"))
+    rep = report([tmp_path / n for n in ("ft", "a0", "a1")], out=str(tmp_path / "rep"), plots=False)
     sm = rep["summary"]["agscl"]
     assert sm["n"] == [2, 1]
     assert sm["normalised_accumulated_reward"] == pytest.approx([(1.6 + 0.8) / 2, 1.5 + 0.5])
@@ -263,7 +264,7 @@ def test_rl_report_reference_is_the_best_of_all_finetuning_runs(tmp_path):
     _write_run(tmp_path / "ft1", "finetune", [[30.0], [2.0, 50.0]], [])
     _write_run(tmp_path / "ags", "agscl", [[15.0]], [])
     for order in (("ft0", "ft1", "ags"), ("ags", "ft1", "ft0")):
-        rep = report([tmp_path / n for n in order], out=str(tmp_path / "rep"))
+        rep = report([tmp_path / n for n in order], out=str(tmp_path / "rep"), plots=False)
         assert rep["finetune_max_reward"] == [30.0, 100.0]
 
 
@@ -388,13 +389,267 @@ def test_format_supervised_on_a_hand_made_report():
                     plasticity_std=0.01, relative_memory=0.5, relative_memory_std=0.0)}}
     lines = format_supervised(rep).splitlines()
     cols = ["avg acc", "P", "S", "BWT", "mem/EWC", "time/FT"]
-    assert lines[0] == f"{'method':<20}{'runs':>5}" + "".join(f"{c:>16}" for c in cols)
+    assert lines[0] == f"{'group':<20}{'runs':>5}" + "".join(f"{c:>16}" for c in cols)
     assert lines[1] == "-" * 121
     dash = f"{'-':>16}"
     assert lines[2] == f"{'finetune':<20}{1:>5}{0.9:>16.3f}{1.0:>16.3f}" + dash * 3 + \
         f"{1.0:>16.3f}"
     assert lines[3] == f"{'agscl':<20}{'2/3':>5}{0.8:>9.3f} ± 0.050{0.95:>9.3f} ± 0.010" + \
         dash * 2 + f"{0.5:>9.3f} ± 0.000" + dash
-    assert lines[4].startswith("(k/n: only k of the method's n runs")
+    assert lines[4].startswith("(k/n: only k of the group's n runs")
     rep["summary"]["agscl"]["complete"] = 3
     assert len(format_supervised(rep).splitlines()) == 4        # no k/n note when all finished
+
+
+# --- groups (method and hyperparameters, seeds pooled) and their confidence intervals ---------
+def _config(command, method, seed, machine=None, **hparams):
+    """A run's config.json as train.py writes it (every value resolved, format_version 2)."""
+    from continual import runconfig
+    flags = {"regularizer": method, "seed": str(seed), **{k: str(v) for k, v in hparams.items()}}
+    if command == "atari":
+        flags["games"] = "Boxing,Gopher,StarGunner"
+    cfg = runconfig.to_dict(runconfig.resolve(command, flags))
+    assert cfg["format_version"] == CHECKPOINT_FORMAT == 2
+    cfg["machine"].update(machine or {})
+    return cfg
+
+
+def test_group_runs_by_method_and_hyperparameters():
+    runs = [("finetune", _config("atari", "finetune", 1)),
+            ("agscl", _config("atari", "agscl", 1, lam=10)),
+            ("agscl", _config("atari", "agscl", 2, lam=10, machine={"device": "cuda",
+                                                                       "threads": 7})),
+            ("agscl", _config("atari", "agscl", 3, lam=100)),
+            ("finetune", _config("atari", "finetune", 2, machine={"env_threads": 3}))]
+    gs = metrics.group_runs(runs)
+    assert [(g["label"], g["members"]) for g in gs] == [
+        ("finetune", [0, 4]), ("agscl lam=10", [1, 2]), ("agscl lam=100", [3])]
+    assert gs[1]["varied"] == {"regularizer_hparams.lam": 10.0}
+    assert gs[1]["hyperparameters"]["regularizer_hparams"]["lam"] == 10.0
+    assert "seed" not in gs[1]["hyperparameters"]["ppo"]
+    assert not {"machine", "format_version", "command", "regularizer"} & \
+        set(gs[1]["hyperparameters"])
+    # the seed and the machine part never split; anything else does, named in the label
+    assert metrics.group_key("agscl", runs[1][1]) == metrics.group_key("agscl", runs[2][1])
+    assert metrics.group_key("agscl", runs[1][1]) != metrics.group_key("agscl", runs[3][1])
+    assert metrics.group_key("agscl", runs[1][1]) != metrics.group_key("ewc", runs[1][1])
+    lr = _config("atari", "agscl", 1, lam=10, learning_rate=0.001)
+    two = metrics.group_runs([("agscl", runs[1][1]), ("agscl", lr)])
+    assert [g["label"] for g in two] == ["agscl learning_rate=0.00025", "agscl learning_rate=0.001"]
+    # a lam written as an integer (a TOML spec) is the same setting as the resolved 10.0
+    as_int = json.loads(json.dumps(runs[1][1]).replace('"lam": 10.0', '"lam": 10'))
+    assert as_int["regularizer_hparams"]["lam"] == 10
+    assert metrics.group_key("agscl", as_int) == metrics.group_key("agscl", runs[1][1])
+    # a vision run's seed is the classifier's
+    v = [("ewc", _config("vision", "ewc", s, benchmark="split_digits", lam=lam))
+         for s, lam in ((0, 1), (1, 1), (0, 5))]
+    assert [(g["label"], g["members"]) for g in metrics.group_runs(v)] == [
+        ("ewc lam=1", [0, 1]), ("ewc lam=5", [2])]
+
+
+def test_iqm_by_hand():
+    assert metrics.iqm([1, 2, 3, 4, 5, 6, 7, 8]) == pytest.approx((3 + 4 + 5 + 6) / 4)
+    assert metrics.iqm([40, 0, 20, 1, 3, 0, 10, 2]) == pytest.approx((1 + 2 + 3 + 10) / 4)
+    # 10 values: int(2.5) = 2 cut from each end, whatever their size
+    assert metrics.iqm([-1000, 0, 1, 2, 3, 4, 5, 6, 7, 1000]) == pytest.approx(
+        (1 + 2 + 3 + 4 + 5 + 6) / 6)
+    # runs x games pooled, not per game
+    assert metrics.iqm([[8, 1], [2, 7], [3, 6], [4, 5]]) == pytest.approx(4.5)
+    assert metrics.iqm([[0, 9], [0, 9], [1, 9], [2, 9]]) == pytest.approx((1 + 2 + 9 + 9) / 4)
+
+
+def test_bootstrap_ci_known_answers():
+    # all runs equal: the interval collapses
+    assert metrics.bootstrap_ci([[0.7, 0.7, 0.7]], np.mean) == pytest.approx([0.7, 0.7])
+    # stratified: every resample keeps 4 runs of each game, so with games at 0 and 1 both the
+    # mean and the IQM are 0.5 in every resample; resampling the pooled values would not be
+    agg = metrics.aggregate_scores([[0.0, 1.0]] * 4)
+    assert agg["iqm"] == {"iqm": 0.5, "ci95": [0.5, 0.5], "n": 4, "games": 2}
+    assert agg["mean"] == {"mean": 0.5, "ci95": [0.5, 0.5], "n": 4, "games": 2}
+    # one run: no interval
+    assert metrics.mean_ci([0.3]) == {"mean": 0.3, "ci95": None, "n": 1}
+    assert metrics.aggregate_scores([[0.2, 0.4, 0.6, 0.8]])["iqm"] == {
+        "iqm": pytest.approx(0.5), "ci95": None, "n": 1, "games": 4}
+    assert metrics.mean_ci([None, float("nan")]) == {"mean": None, "ci95": None, "n": 0}
+    assert metrics.mean_ci([1.0, None, 3.0])["n"] == 2
+    # reproducible: a fixed generator per call
+    x = [0.1, 0.5, 0.2, 0.9, 0.4]
+    assert metrics.mean_ci(x) == metrics.mean_ci(x)
+    lo, hi = metrics.mean_ci(x)["ci95"]
+    assert min(x) <= lo < np.mean(x) < hi <= max(x)
+
+
+def _numpy_stratified_bootstrap(S, statistic, resamples, seed):
+    """Percentile bootstrap written out in numpy: each game's runs resampled with replacement,
+    independently per game; ``statistic`` of each resample's pooled runs x games."""
+    rng = np.random.default_rng(seed)
+    n, g = S.shape
+    X = np.empty((resamples, n, g))
+    for j in range(g):
+        X[:, :, j] = S[rng.integers(0, n, (resamples, n)), j]
+    return np.percentile(statistic(X.reshape(resamples, n * g)), [2.5, 97.5])
+
+
+def _iqm_rows(X):
+    """IQM by hand: sort, drop a quarter (rounded down) from each end, average."""
+    k = int(0.25 * X.shape[1])
+    return np.sort(X, 1)[:, k:X.shape[1] - k].mean(1)
+
+
+def test_stratified_bootstrap_matches_a_numpy_loop():
+    # games on different scales: a bootstrap that pooled the games would be about 0.3 wider
+    # on each side than the stratified one, far outside the Monte-Carlo tolerance
+    S = np.array([[0.1, 1.0, 2.3], [0.4, 1.4, 2.0], [0.0, 0.8, 2.9], [0.3, 1.1, 2.2],
+                  [0.2, 1.9, 2.6]])
+    mean_rows = lambda X: X.mean(1)
+    per_game = [S[:, j] for j in range(S.shape[1])]
+    for ours, stat in ((metrics.bootstrap_ci(per_game, metrics._iqm_along, 20000), _iqm_rows),
+                       (metrics.bootstrap_ci(per_game, np.mean, 20000), mean_rows)):
+        np.testing.assert_allclose(ours, _numpy_stratified_bootstrap(S, stat, 20000, seed=1),
+                                   atol=0.02)
+    agg = metrics.aggregate_scores(S)                  # the report's default: 2000 resamples
+    assert agg["iqm"]["iqm"] == pytest.approx(_iqm_rows(S.reshape(1, -1))[0])
+    assert agg["mean"]["mean"] == pytest.approx(S.mean())
+    np.testing.assert_allclose(agg["iqm"]["ci95"],
+                               _numpy_stratified_bootstrap(S, _iqm_rows, 20000, seed=2),
+                               atol=0.04)
+    # the mean over seeds against the same resampling of one "game"
+    x = np.array([[0.61], [0.72], [0.55], [0.80], [0.67], [0.70]])
+    np.testing.assert_allclose(metrics.bootstrap_ci([x[:, 0]], np.mean, 20000),
+                               _numpy_stratified_bootstrap(x, mean_rows, 20000, seed=3),
+                               atol=0.01)
+
+
+def _atari_run(folder, method, seed, R, machine=None, **hparams):
+    folder.mkdir(parents=True)
+    (folder / "config.json").write_text(json.dumps(_config("atari", method, seed, machine,
+                                                           **hparams)))
+    (folder / "results.json").write_text(json.dumps({
+        "tasks": ["Boxing", "Gopher", "StarGunner"], "regularizer": method, "reward_matrix": R,
+        "eval_curve": [], "regularizer_memory_bytes": 8, "status": "complete"}))
+
+
+def test_rl_report_groups_by_hyperparameters_with_rliable_aggregate(tmp_path, capsys):
+    """Two lam values of AGS-CL are two groups, two seeds of one lam one group (their machine
+    parts differ); the IQM and mean of normalised scores pool complete runs x games, with
+    Boxing (fine-tuning's best score is negative) left out."""
+    ft = {"ft1": [[-2.0], [-5.0, 800.0], [-8.0, 300.0, 1000.0]],
+          "ft2": [[-3.0], [-4.0, 900.0], [-6.0, 200.0, 1200.0]]}
+    ags10 = {"a10s1": [[1.0], [0.0, 700.0], [-1.0, 600.0, 900.0]],
+             "a10s2": [[2.0], [1.0, 650.0], [0.0, 500.0, 950.0]],
+             "a10s3": [[2.0], [1.0, 750.0], [0.0, 640.0, 1010.0]]}
+    for s, (name, R) in enumerate(ft.items(), 1):
+        _atari_run(tmp_path / name, "finetune", s, R)
+    for s, (name, R) in enumerate(ags10.items(), 1):
+        _atari_run(tmp_path / name, "agscl", s, R, {"device": "cuda"} if s == 2 else None, lam=10)
+    _atari_run(tmp_path / "a100s1", "agscl", 1, [[1.0], [0.0, 500.0], [-1.0, 450.0, 700.0]],
+               lam=100)
+    _atari_run(tmp_path / "a100s2", "agscl", 2, [[1.0], [0.0, 500.0]], lam=100)   # unfinished
+    names = ["ft1", "a10s1", "a100s1", "ft2", "a10s2", "a10s3", "a100s2"]
+    rep = report([tmp_path / n for n in names], out=str(tmp_path / "rep"))
+    assert "left out of the groups' IQM and mean" in capsys.readouterr().out
+    g = {x["label"]: x for x in rep["groups"]}
+    assert list(g) == ["finetune", "agscl lam=10", "agscl lam=100"]
+    assert g["agscl lam=10"]["runs"] == [str(tmp_path / n) for n in ("a10s1", "a10s2", "a10s3")]
+    assert g["agscl lam=100"]["complete_runs"] == [str(tmp_path / "a100s1")]
+    assert g["agscl lam=100"]["hyperparameters"]["regularizer_hparams"]["lam"] == 100.0
+    assert g["agscl lam=10"]["method"] == "agscl"
+    assert rep["aggregate_games"] == ["Gopher", "StarGunner"]
+    assert list(rep["aggregate_left_out"]) == ["Boxing"]
+    # normalised score = final row / fine-tuning's best (Gopher 900, StarGunner 1200)
+    scores = np.array([[R[-1][1] / 900, R[-1][2] / 1200] for R in ags10.values()])
+    np.testing.assert_allclose(g["agscl lam=10"]["normalised_scores"], scores)
+    from scipy.stats import trim_mean
+    iqm = g["agscl lam=10"]["iqm"]
+    assert iqm["iqm"] == pytest.approx(trim_mean(scores.ravel(), 0.25))
+    assert (iqm["n"], iqm["games"]) == (3, 2)
+    assert iqm["ci95"] == pytest.approx(metrics.aggregate_scores(scores)["iqm"]["ci95"])
+    assert scores.min() <= iqm["ci95"][0] <= iqm["iqm"] <= iqm["ci95"][1] <= scores.max()
+    mean = g["agscl lam=10"]["mean_normalised_score"]
+    assert mean["mean"] == pytest.approx(scores.mean()) and mean["ci95"][0] < mean["ci95"][1]
+    assert g["agscl lam=100"]["iqm"]["ci95"] is None                  # one complete run
+    # Figure 7, S and P over seeds: lam 10's three seeds, never lam 100's
+    nar = [rr["normalised_accumulated_reward"][-1] for rr in rep["runs"]
+           if rr["group"] == "agscl lam=10"]
+    assert len(nar) == 3
+    assert g["agscl lam=10"]["normalised_accumulated_reward"][-1] == metrics.mean_ci(nar)
+    assert g["agscl lam=10"]["stability"]["n"] == 3
+    assert rep["summary"]["agscl lam=100"]["n"] == [2, 2, 1]
+    # the table: one row per group, "estimate [lo, hi]", "[-]" without an interval
+    lines = rep["table"].splitlines()
+    row = [x for x in lines if x.startswith("agscl lam=10 ")][0]
+    assert row.split()[2] == "3"
+    assert metrics.interval_text(iqm["iqm"], iqm["ci95"]) in row
+    row100 = [x for x in lines if x.startswith("agscl lam=100 ")][0]
+    assert row100.split()[2] == "1/2" and f"{g['agscl lam=100']['iqm']['iqm']:.3f} [-]" in row100
+    assert any(x.startswith("left out of IQM and mean: Boxing (fine-tuning's best score -2 is "
+                            "not positive)") for x in lines)
+    saved = json.loads((tmp_path / "rep" / "report.json").read_text())
+    assert [x["label"] for x in saved["groups"]] == list(g)
+    assert saved["groups"][1]["iqm"]["ci95"] == pytest.approx(iqm["ci95"])
+    for f in ("aggregate_normalised_scores.png", "normalised_accumulated_reward_groups.png",
+              "normalised_accumulated_reward.png"):
+        assert (tmp_path / "rep" / f).exists()
+
+
+def _vision_run(folder, method, seed, A, **hparams):
+    folder.mkdir(parents=True)
+    (folder / "config.json").write_text(json.dumps(_config("vision", method, seed,
+                                                           benchmark="split_digits", **hparams)))
+    (folder / "results.json").write_text(json.dumps({
+        "tasks": ["t0", "t1", "t2"], "regularizer": method, "accuracy_matrix": A,
+        "regularizer_memory_bytes": 10, "model_bytes": 10, "task_seconds": [1] * len(A),
+        "sparsity": [0.5, 0.4, 0.3] if method == "agscl" else None,
+        "used_capacity": [0.1, 0.2, 0.3] if method == "agscl" else None}))
+
+
+def test_supervised_report_groups_and_lam_sweep(tmp_path):
+    """Groups per lam with bootstrap CIs over seeds; Figure 5 over the lam sweep marks the
+    lam with the highest P + S; a method with a single lam is no sweep."""
+    A2 = [[0.8], [0.75, 0.9], [0.7, 0.8, 0.6]]
+    A3 = [[0.95], [0.5, 0.95], [0.3, 0.4, 0.95]]             # plastic, forgetting
+    for s in (0, 1):
+        _vision_run(tmp_path / f"ft{s}", "finetune", s, FT)
+        _vision_run(tmp_path / f"a1-{s}", "agscl", s, A3 if s else A, lam=1)
+        _vision_run(tmp_path / f"a9-{s}", "agscl", s, A2 if s else A, lam=9)
+        _vision_run(tmp_path / f"e-{s}", "ewc", s, A2, lam=3)
+    rep = report(sorted(tmp_path.iterdir()), out=str(tmp_path / "rep"))
+    g = {x["label"]: x for x in rep["groups"]}
+    assert set(g) == {"finetune", "agscl lam=1", "agscl lam=9", "ewc"}
+    a9 = g["agscl lam=9"]
+    assert a9["runs"] == [str(tmp_path / "a9-0"), str(tmp_path / "a9-1")]
+    for k, f in (("average_accuracy", metrics.average_accuracy),
+                 ("stability", metrics.stability), ("bwt", metrics.backward_transfer)):
+        vals = [f(A), f(A2)]
+        assert a9[k] == metrics.mean_ci(vals)
+        assert a9[k]["ci95"] == pytest.approx([min(vals), max(vals)])   # 2 seeds: their span
+    assert a9["plasticity"]["mean"] == pytest.approx(
+        (metrics.plasticity(A, FT) + metrics.plasticity(A2, FT)) / 2)
+    assert rep["summary"]["agscl lam=9"]["average_accuracy_ci95"] == a9["average_accuracy"]["ci95"]
+    sw = rep["lam_sweeps"]
+    assert list(sw) == ["agscl"]                                 # ewc has one lam
+    assert [p["lam"] for p in sw["agscl"]["points"]] == [1.0, 9.0]
+    best = max(sw["agscl"]["points"],
+               key=lambda p: p["plasticity"]["mean"] + p["stability"]["mean"])
+    assert sw["agscl"]["best"] == {"label": best["label"], "lam": best["lam"]}
+    assert best["label"] == "agscl lam=9"
+    lines = rep["table"].splitlines()
+    assert lines[0].split()[:5] == ["group", "runs", "avg", "acc", "[95%"]
+    row = [x for x in lines if x.startswith("agscl lam=9 ")][0]
+    assert metrics.interval_text(a9["average_accuracy"]["mean"],
+                                 a9["average_accuracy"]["ci95"]) in row
+    for f in ("fig3_average_accuracy", "fig4_sparsity_capacity", "fig5_plasticity_stability",
+              "fig5_lam_sweep", "fig6_memory"):
+        assert (tmp_path / "rep" / f"{f}.png").exists()
+
+
+def test_no_lam_sweep_without_two_lams(tmp_path):
+    _vision_run(tmp_path / "ft0", "finetune", 0, FT)
+    _vision_run(tmp_path / "a0", "agscl", 0, A, lam=1)
+    _vision_run(tmp_path / "a1", "agscl", 1, A, lam=1)
+    rep = report(sorted(tmp_path.iterdir()), out=str(tmp_path / "rep"))
+    assert rep["lam_sweeps"] == {}
+    assert [x["label"] for x in rep["groups"]] == ["agscl", "finetune"]
+    assert not (tmp_path / "rep" / "fig5_lam_sweep.png").exists()
+    row = [x for x in rep["table"].splitlines() if x.startswith("agscl ")][0]
+    assert row.split()[:2] == ["agscl", "2"]

@@ -1,0 +1,357 @@
+"""A study: many ordinary runs (methods x seeds x hyperparameters) on Ray Tune.
+
+    python train.py study studies/omniglot.toml                 # an embedded Ray on this machine
+    python train.py study SPEC.toml --address auto              # an existing Ray cluster
+
+The spec (TOML):
+
+    command = "atari"                 # or "vision"
+    out = "runs/study-name"           # one folder for the whole study
+    [args]                            # any flag of that command, without the leading dashes
+    games = "StarGunner,DemonAttack,NameThisGame"
+    [grid]                            # the cross product of these lists is the set of trials
+    regularizer = ["finetune", "ewc", "agscl"]
+    seed = [1, 2, 3]
+    [grid.agscl]                      # per-method lists of hyperparameters (that method only)
+    lam = [10.0, 100.0]
+    [resources]                       # per trial
+    cpus = 1
+    gpus = 0                          # fractions share a GPU, e.g. 0.25
+
+Each trial is an ordinary run folder under ``out``, named for its method, hyperparameters and
+seed, made by ``train.py <command>`` itself (a subprocess of the Ray worker), so ``report``,
+``--resume`` and TensorBoard work on it as on any run. A crashed trial, or one whose worker or
+node died, is retried by Tune and continues from its own last checkpoint (the run's exact
+resume); re-running the study skips finished trials and resumes the others. At the end the
+study reports its trials, grouped by method and hyperparameters, into ``out/report``.
+
+Everything is checked before any trial starts: a bad spec fails naming the key and the file.
+Ray is imported only to execute a study.
+"""
+from __future__ import annotations
+
+import argparse
+import itertools
+import json
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import time
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent
+KEYS = {"command", "out", "args", "grid", "resources"}
+# flags a trial's command line is made of by the study itself
+OWN_FLAGS = {"out", "resume", "config", "no-progress"}
+
+
+class SpecError(ValueError):
+    """A bad study spec; the message names the file and the key."""
+
+
+@dataclass
+class Trial:
+    name: str                     # the run folder's name under the study's out
+    flags: dict                   # flag name -> value, as train.py takes them
+    path: Path = field(default=None)
+
+    def argv(self, command: str) -> list[str]:
+        out = [command]
+        for k, v in self.flags.items():
+            out += [f"--{k}", _text(v)]
+        return out + ["--out", str(self.path), "--no-progress"]
+
+
+@dataclass
+class Study:
+    spec_path: Path
+    command: str
+    out: Path
+    trials: list[Trial]
+    cpus: float = 1.0
+    gpus: float = 0.0
+
+
+def _text(v) -> str:
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, (list, tuple)):
+        return ",".join(_text(x) for x in v)
+    return str(v)
+
+
+def _slug(v) -> str:
+    return re.sub(r"[^A-Za-z0-9.+-]+", "_", _text(v))
+
+
+def load(spec_path: str | Path) -> Study:
+    """Parse and check a spec: every trial's config is resolved (as train.py would) here."""
+    from continual import runconfig
+    import regularizers
+    path = Path(spec_path)
+    where = str(path)
+    if not path.is_file():
+        raise SpecError(f"{where}: no such study spec")
+    try:
+        spec = tomllib.loads(path.read_text())
+    except tomllib.TOMLDecodeError as e:
+        raise SpecError(f"{where} is not valid TOML: {e}") from None
+    unknown = sorted(set(spec) - KEYS)
+    if unknown:
+        raise SpecError(f"{where}: unknown key(s) {', '.join(unknown)}; a spec has "
+                        f"{', '.join(sorted(KEYS))}")
+    command = spec.get("command")
+    if command not in runconfig.RUNS:
+        raise SpecError(f"{where}: command = {command!r} must be one of "
+                        f"{', '.join(runconfig.RUNS)}")
+    if not isinstance(spec.get("out"), str) or not spec["out"]:
+        raise SpecError(f"{where}: out must name the study's folder, e.g. out = \"runs/study\"")
+    out = Path(spec["out"])
+    if not out.is_absolute():
+        out = Path.cwd() / out
+    flag_names = {fl.name for fl in runconfig.FLAGS[command] if fl.path} | \
+        {a for fl in runconfig.FLAGS[command] for a in fl.aliases}
+
+    def check_flag(key: str, section: str) -> str:
+        name = key.replace("_", "-")
+        if name in OWN_FLAGS or name not in flag_names:
+            why = "is set by the study" if name in OWN_FLAGS else \
+                f"is not a flag of train.py {command}"
+            raise SpecError(f"{where}: [{section}] {key} {why} (see `train.py {command} --help`)")
+        return name
+
+    args = spec.get("args", {})
+    if not isinstance(args, dict):
+        raise SpecError(f"{where}: [args] must be a table of flag = value")
+    base = {check_flag(k, "args"): v for k, v in args.items()}
+    grid = spec.get("grid", {})
+    if not isinstance(grid, dict):
+        raise SpecError(f"{where}: [grid] must be a table of flag = [values]")
+    axes, per_method = {}, {}
+    for k, v in grid.items():
+        if isinstance(v, dict):
+            per_method[k] = v
+            continue
+        if not isinstance(v, list) or not v:
+            raise SpecError(f"{where}: [grid] {k} must be a non-empty list of values")
+        axes[check_flag(k, "grid")] = v
+    methods = axes.get("regularizer", [base.get("regularizer", "agscl")])
+    for m in methods:
+        if m not in runconfig.METHODS[command]:
+            raise SpecError(f"{where}: regularizer {m!r} is not a method of {command}; choose "
+                            f"from {', '.join(runconfig.METHODS[command])}")
+    for m, table in per_method.items():
+        if m not in methods:
+            raise SpecError(f"{where}: [grid.{m}]: {m!r} is not among the study's methods "
+                            f"({', '.join(methods)})")
+        accepted = regularizers.hyperparameters(m)
+        for k, v in table.items():
+            if k not in accepted:
+                raise SpecError(f"{where}: [grid.{m}] {k}: {m} has no such hyperparameter; "
+                                f"it has {', '.join(accepted) or 'none'}")
+            if not isinstance(v, list) or not v:
+                raise SpecError(f"{where}: [grid.{m}] {k} must be a non-empty list of values")
+    res = spec.get("resources", {})
+    bad = sorted(set(res) - {"cpus", "gpus"}) if isinstance(res, dict) else ["(not a table)"]
+    if bad:
+        raise SpecError(f"{where}: [resources] has unknown key(s) {', '.join(bad)}; it has cpus, "
+                        f"gpus")
+    cpus, gpus = res.get("cpus", 1), res.get("gpus", 0)
+    for k, v, lo in (("cpus", cpus, 0), ("gpus", gpus, 0)):
+        if isinstance(v, bool) or not isinstance(v, (int, float)) or v < lo:
+            raise SpecError(f"{where}: [resources] {k} = {v!r} must be a number >= {lo}")
+
+    trials, names = [], set()
+    other = [k for k in axes if k not in ("regularizer", "seed")]
+    for combo in itertools.product(*axes.values()):
+        point = dict(zip(axes, combo))
+        method = point.get("regularizer", methods[0])
+        hp_axes = {k.replace("_", "-") if k.replace("_", "-") in flag_names else f"reg-{k}": v
+                   for k, v in per_method.get(method, {}).items()}
+        for hp_combo in itertools.product(*hp_axes.values()):
+            hp = dict(zip(hp_axes, hp_combo))
+            flags = {**base, **point, "regularizer": method, **hp}
+            label = [method] + [f"{k}={_slug(point[k])}" for k in other] + \
+                [f"{k.removeprefix('reg-')}={_slug(v)}" for k, v in hp.items()]
+            if "seed" in point:
+                label.append(f"seed{_slug(point['seed'])}")
+            name = "-".join(label)
+            if name in names:
+                raise SpecError(f"{where}: two trials would share the folder {name}")
+            names.add(name)
+            try:
+                runconfig.resolve(command, flags)
+            except ValueError as e:
+                raise SpecError(f"{where}: trial {name}: {e}") from None
+            trials.append(Trial(name, flags, out / name))
+    return Study(path, command, out, trials, float(cpus), float(gpus))
+
+
+# --- execution on Ray Tune --------------------------------------------------------------------
+def _progress(trial_dir: Path) -> dict:
+    """A trial's state as its run folder says (results.json is rewritten at every checkpoint)."""
+    f = trial_dir / "results.json"
+    try:
+        r = json.loads(f.read_text())
+    except (OSError, ValueError):
+        return {"status": "starting", "task": "", "step": 0, "sps": None, "score": None}
+    tasks = r.get("tasks", [])
+    done = r.get("tasks_completed", 0)
+    last = (r.get("eval_curve") or [{}])[-1].get("score")
+    return {"status": r.get("status"), "task": f"{min(done + 1, len(tasks))}/{len(tasks)}",
+            "step": r.get("global_step", 0), "sps": r.get("sps"),
+            "score": None if not last else sum(last) / len(last)}
+
+
+def _die_with_parent() -> None:
+    """In the trial's process: SIGTERM when the Ray worker that started it dies (Linux), so a
+    lost worker's run saves and frees its folder for the retry."""
+    try:
+        import ctypes
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)   # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass
+
+
+def run_trial(config: dict) -> None:
+    """The Tune trainable: run (or resume) one trial's train.py and report its progress. A
+    trial that fails for good (bad input, non-finite loss: exit 2 or 3) reports its error and
+    ends; a crash or a kill raises, so that Tune retries it from its last checkpoint."""
+    from ray import tune
+    path = Path(config["path"])
+    from continual.runfolder import RunFolder
+    folder = RunFolder(path)
+    deadline = time.time() + 120
+    while folder.in_use() and time.time() < deadline:   # a killed attempt still saving
+        time.sleep(1)
+    argv = list(config["argv"])
+    if (path / "checkpoints" / "last.pt").exists():
+        argv.append("--resume")
+    elif (path / "config.json").exists():       # killed before its first checkpoint:
+        for f in ("config.json", "results.json", "run.lock"):   # nothing to resume, start anew
+            (path / f).unlink(missing_ok=True)
+        for d in ("tb", "plots"):
+            shutil.rmtree(path / d, ignore_errors=True)
+    path.mkdir(parents=True, exist_ok=True)
+    env = dict(os.environ, OMP_NUM_THREADS=str(max(1, int(config["cpus"]))))
+    with open(path / "trial.log", "a") as log:
+        log.write(f"\n$ train.py {' '.join(argv)}\n")
+        log.flush()
+        proc = subprocess.Popen([sys.executable, str(ROOT / "train.py"), *argv], cwd=ROOT,
+                                stdout=log, stderr=subprocess.STDOUT, env=env,
+                                preexec_fn=_die_with_parent)
+        try:
+            while proc.poll() is None:
+                time.sleep(2)
+                tune.report(_progress(path))
+        except BaseException:
+            proc.send_signal(signal.SIGTERM)      # stopped by Tune: the run saves and stops
+            proc.wait(timeout=300)
+            raise
+    p = _progress(path)
+    if proc.returncode in (2, 3):                 # fails the same way on every retry
+        tail = (path / "trial.log").read_text().strip().splitlines()[-1:]
+        tune.report({**p, "status": "failed", "error": tail[0] if tail else ""})
+        return
+    if proc.returncode != 0 or p["status"] != "complete":
+        raise RuntimeError(f"trial {path.name}: train.py exited with {proc.returncode} "
+                           f"(status {p['status']}); see {path / 'trial.log'}")
+    tune.report(p)
+
+
+def _trainable(config: dict) -> None:
+    run_trial(config["trial"])
+
+
+def _table(study: Study, latest: dict) -> str:
+    rows = [f"{'trial':<44} {'state':<11} {'task':>5} {'step':>10} {'SPS':>7} {'score':>9}"]
+    for t in study.trials:
+        p = latest.get(t.name) or _progress(t.path)
+        sps = f"{p['sps']:.0f}" if p.get("sps") else ""
+        score = f"{p['score']:.4g}" if p.get("score") is not None else ""
+        rows.append(f"{t.name[:44]:<44} {str(p.get('status'))[:11]:<11} {p.get('task', ''):>5} "
+                    f"{p.get('step', 0):>10} {sps:>7} {score:>9}")
+    return "\n".join(rows)
+
+
+def execute(study: Study, address: str | None = None, max_failures: int = 3,
+            table_every: float = 30.0) -> dict:
+    """Run the study's unfinished trials on Ray Tune; returns {trial name: final progress}."""
+    import ray
+    from ray import tune
+
+    todo = [t for t in study.trials if _progress(t.path)["status"] != "complete"]
+    print(f"study {study.spec_path}: {len(study.trials)} trials, {len(study.trials) - len(todo)} "
+          f"already complete, {len(todo)} to run in {study.out}")
+    latest: dict = {}
+    if todo:
+        # the workers import this file's modules (the project must lie at the same path on
+        # every node of a cluster, e.g. a shared filesystem)
+        env = {"env_vars": {"PYTHONPATH": os.pathsep.join(
+            [str(ROOT), *filter(None, [os.environ.get("PYTHONPATH")])])}}
+        if address:
+            ray.init(address=address, runtime_env=env, log_to_driver=False)
+        else:       # an embedded local cluster: loopback only, no dashboard
+            ray.init(include_dashboard=False, _node_ip_address="127.0.0.1", runtime_env=env,
+                     log_to_driver=False)
+
+        class Table(tune.Callback):
+            last = 0.0
+
+            def on_trial_result(self, iteration, trials, trial, result, **info):
+                latest[trial.config["trial"]["name"]] = result
+                if time.time() - self.last > table_every:
+                    self.last = time.time()
+                    print(_table(study, latest), flush=True)
+
+        trainable = tune.with_resources(_trainable, {"cpu": study.cpus, "gpu": study.gpus})
+        space = {"trial": tune.grid_search([
+            {"name": t.name, "path": str(t.path), "argv": t.argv(study.command),
+             "cpus": study.cpus} for t in todo])}
+        tuner = tune.Tuner(
+            trainable, param_space=space,
+            tune_config=tune.TuneConfig(trial_dirname_creator=lambda tr: tr.config["trial"]["name"]),
+            run_config=tune.RunConfig(
+                name="ray", storage_path=str(study.out / "_ray"), verbose=0,
+                failure_config=tune.FailureConfig(max_failures=max_failures),
+                callbacks=[Table()]))
+        try:
+            tuner.fit()
+        finally:
+            ray.shutdown()
+    final = {t.name: _progress(t.path) for t in study.trials}
+    for name, r in latest.items():
+        if r.get("status") == "failed":
+            final[name] = {**final[name], "status": "failed", "error": r.get("error")}
+    return final
+
+
+def main(spec: str, address: str | None = None, max_failures: int = 3) -> int:
+    """Load, run and report a study; 0 when every trial completed."""
+    study = load(spec)
+    study.out.mkdir(parents=True, exist_ok=True)
+    (study.out / "spec.toml").write_text(Path(spec).read_text())
+    t0 = time.time()
+    final = execute(study, address=address, max_failures=max_failures)
+    complete = [t for t in study.trials if final[t.name]["status"] == "complete"]
+    failed = [t for t in study.trials if final[t.name]["status"] != "complete"]
+    print(_table(study, final))
+    print(f"\n{len(complete)} of {len(study.trials)} trials complete, {len(failed)} failed, "
+          f"{time.time() - t0:.0f} s")
+    for t in failed:
+        err = final[t.name].get("error") or f"status {final[t.name]['status']}"
+        print(f"  failed: {t.name}: {err} (log: {t.path / 'trial.log'})")
+    if complete:
+        from continual.report import report
+        try:
+            rep = report([t.path for t in complete], str(study.out / "report"))
+            print(rep["table"])
+            print(f"\nreport.json and plots in {study.out / 'report'}")
+        except (ValueError, RuntimeError) as e:
+            print(f"no report: {e}")
+    return 0 if not failed else 1
