@@ -84,6 +84,14 @@ def check_out(path: Path) -> None:
                            f"made there; pass another --out")
 
 
+def check_format(what: str, obj):
+    """``obj`` (a loaded config or checkpoint) if it is of this format, else ``refuse_format``."""
+    version = obj.get("format_version") if isinstance(obj, dict) else None
+    if version != CHECKPOINT_FORMAT:
+        refuse_format(what, version)
+    return obj
+
+
 class RunFolder:
     def __init__(self, path: str | os.PathLike):
         self.path = Path(path)
@@ -140,10 +148,7 @@ class RunFolder:
         except (OSError, ValueError) as e:
             raise RunError(f"{self.config_path} is unreadable ({e}); start a new run in "
                            f"another --out") from None
-        if not isinstance(saved, dict) or saved.get("format_version") != CHECKPOINT_FORMAT:
-            refuse_format(f"the run in {self.path}",
-                          saved.get("format_version") if isinstance(saved, dict) else None)
-        return saved
+        return check_format(f"the run in {self.path}", saved)
 
     def _lock(self) -> None:
         if fcntl is None or self._lock_file is not None:
@@ -205,10 +210,7 @@ class RunFolder:
                    f"another --out)")
             raise RunError(f"checkpoint {path} is unreadable ({type(e).__name__}: {e}); "
                            f"{fix}") from None
-        if not isinstance(ck, dict) or ck.get("format_version") != CHECKPOINT_FORMAT:
-            refuse_format(f"checkpoint {path}",
-                          ck.get("format_version") if isinstance(ck, dict) else None)
-        return ck
+        return check_format(f"checkpoint {path}", ck)
 
 
 def config_differences(saved: dict, new: dict, prefix: str = "") -> list[str]:
