@@ -289,6 +289,7 @@ def execute(study: Study, address: str | None = None, max_failures: int = 3,
     print(f"study {study.spec_path}: {len(study.trials)} trials, {len(study.trials) - len(todo)} "
           f"already complete, {len(todo)} to run in {study.out}")
     latest: dict = {}
+    errors: dict[str, str] = {}            # trial name -> why it failed for good
     if todo:
         # the workers import this file's modules (the project must lie at the same path on
         # every node of a cluster, e.g. a shared filesystem)
@@ -321,13 +322,19 @@ def execute(study: Study, address: str | None = None, max_failures: int = 3,
                 failure_config=tune.FailureConfig(max_failures=max_failures),
                 callbacks=[Table()]))
         try:
-            tuner.fit()
+            for r in tuner.fit():            # a trial still crashing after its retries
+                if r.error is not None:
+                    lines = str(r.error).strip().splitlines()
+                    errors[r.config["trial"]["name"]] = lines[-1] if lines else "error"
         finally:
             ray.shutdown()
+        for name, r in latest.items():
+            if r.get("status") == "failed":
+                errors.setdefault(name, r.get("error") or "failed")
     final = {t.name: _progress(t.path) for t in study.trials}
-    for name, r in latest.items():
-        if r.get("status") == "failed":
-            final[name] = {**final[name], "status": "failed", "error": r.get("error")}
+    for name, err in errors.items():
+        if final[name]["status"] != "complete":
+            final[name] = {**final[name], "status": "failed", "error": err}
     return final
 
 
@@ -339,10 +346,12 @@ def main(spec: str, address: str | None = None, max_failures: int = 3) -> int:
     t0 = time.time()
     final = execute(study, address=address, max_failures=max_failures)
     complete = [t for t in study.trials if final[t.name]["status"] == "complete"]
-    failed = [t for t in study.trials if final[t.name]["status"] != "complete"]
+    failed = [t for t in study.trials if final[t.name]["status"] != "complete"
+              and (final[t.name].get("error") or str(final[t.name]["status"]).startswith("fail"))]
+    unfinished = len(study.trials) - len(complete) - len(failed)
     print(_table(study, final))
     print(f"\n{len(complete)} of {len(study.trials)} trials complete, {len(failed)} failed, "
-          f"{time.time() - t0:.0f} s")
+          f"{unfinished} not finished (the same command resumes them), {time.time() - t0:.0f} s")
     for t in failed:
         err = final[t.name].get("error") or f"status {final[t.name]['status']}"
         print(f"  failed: {t.name}: {err} (log: {t.path / 'trial.log'})")
@@ -354,4 +363,4 @@ def main(spec: str, address: str | None = None, max_failures: int = 3) -> int:
             print(f"\nreport.json and plots in {study.out / 'report'}")
         except (ValueError, RuntimeError) as e:
             print(f"no report: {e}")
-    return 0 if not failed else 1
+    return 0 if len(complete) == len(study.trials) else 1
