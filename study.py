@@ -171,7 +171,7 @@ def load(spec_path: str | Path) -> Study:
     for combo in itertools.product(*axes.values()):
         point = dict(zip(axes, combo))
         method = point.get("regularizer", methods[0])
-        hp_axes = {k.replace("_", "-") if k.replace("_", "-") in flag_names else f"reg-{k}": v
+        hp_axes = {runconfig.flag_of(command, ("regularizer_hparams", k)).removeprefix("--"): v
                    for k, v in per_method.get(method, {}).items()}
         for hp_combo in itertools.product(*hp_axes.values()):
             hp = dict(zip(hp_axes, hp_combo))
