@@ -239,10 +239,12 @@ def _vision(bench: str) -> dict[str, dict[str, Any]]:
     return {
         "agscl": {**_VISION_AGSCL[bench], "eta": 0.9, "prox": "epoch"},
         # the lab's Fisher: squared gradients of 20-sample means (utils.fisher_matrix_diag),
-        # ~1/20 of the per-sample Fisher; its lam goes with that estimate
-        "ewc": {"lam": ewc, "fisher_batch": 20},
+        # ~1/20 of the per-sample Fisher, averaged over tasks (update_fisher); its lam goes
+        # with that estimate and that merge
+        "ewc": {"lam": ewc, "fisher_batch": 20, "merge": "mean"},
         "ewc_online": {"lam": ewc, "fisher_batch": 20, "gamma": 0.9},
-        "si": {"c": si, "epsilon": 0.01},
+        # the lab's SI integrates the penalised loss's gradient; its c goes with that
+        "si": {"c": si, "epsilon": 0.01, "path_gradient": "total"},
         # the lab's RWALK did not normalise F and s, so its lam only fits normalize=False
         "rwalk": {"lam": rwalk, "alpha": 0.9, "normalize": False},
         # the lab's MAS penalty had a 1/2 that ours (the paper's) has not: lam halved; its

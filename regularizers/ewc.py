@@ -28,9 +28,13 @@ statistics) and restored afterwards; the lab measured it in train mode.
 Several tasks (choices documented here, both with a single anchor theta* = the trunk after the
 last task, the usual multi-head implementation that keeps one importance per weight):
 
-* offline (default, ``online=False``): F <- F_old + F_new, the sum of the per-task Fishers, so the
-  penalty is sum_tasks (lam/2) F_task (theta - theta*)^2 with the latest anchor. (The lab's code
-  averaged instead, F <- (F_new + t * F_old) / (t + 1); that only rescales lam by ~1/(t+1).)
+* offline (``online=False``), two merge rules:
+  - ``merge='sum'`` (default; Kirkpatrick et al.): F <- F_old + F_new, the sum of the per-task
+    Fishers, so the penalty is sum_tasks (lam/2) F_task (theta - theta*)^2 with the latest anchor.
+  - ``merge='mean'`` (the AGS-CL lab's code, ``update_fisher``): after the (t+1)-th task,
+    F <- (F_new + t * F_old) / (t + 1), the running mean of the per-task Fishers. The penalty
+    after t+1 tasks is 1/(t+1) of the sum rule's, so a lam tuned with one rule does not carry
+    over to the other; the lab's published lam values (the vision presets) go with 'mean'.
 * online (``online=True``, Schwarz et al., "Progress & Compress", ICML 2018, online EWC):
   F <- gamma * F_old + F_new with gamma in (0, 1]; gamma = 1 is the offline rule above.
 
@@ -64,6 +68,7 @@ class EWC(QuadraticRegularizer):
 
     lam >= 0: penalty strength (the 1/2 of eq. 3 is applied inside, coef = lam / 2).
     online: Schwarz et al.'s online EWC, F <- gamma * F_old + F_new (offline: gamma must be 1).
+    merge: offline EWC's rule for several tasks, 'sum' (F_old + F_new) or 'mean' (running mean).
     gamma in (0, 1]: decay of the old Fisher in online EWC.
     fisher_batch >= 0: samples per gradient in the Fisher estimate (1: per sample; see above).
     """
@@ -72,10 +77,13 @@ class EWC(QuadraticRegularizer):
     HELP = {"lam": "EWC penalty strength (lam / 2 * F * (theta - theta*)^2)",
             "online": "EWC: online EWC (F <- gamma F_old + F_new)",
             "gamma": "online EWC: decay of the old Fisher in (0, 1]",
-            "fisher_batch": "EWC: samples per gradient in the Fisher (1: per sample)"}
+            "fisher_batch": "EWC: samples per gradient in the Fisher (1: per sample)",
+            "merge": "offline EWC: per-task Fishers merged by 'sum' (Kirkpatrick et al.) or "
+                     "'mean' (the AGS-CL lab's running mean)"}
+    MERGES = ("sum", "mean")
 
     def __init__(self, model: nn.Module, lam: float = 5000.0, online: bool = False,
-                 gamma: float = 1.0, fisher_batch: int = 1):
+                 gamma: float = 1.0, fisher_batch: int = 1, merge: str = "sum"):
         self.lam = check_range("lam", lam, lo=0)
         self.gamma = check_range("gamma", gamma, lo=0, hi=1, lo_open=True)
         self.online = bool(online)
@@ -83,6 +91,13 @@ class EWC(QuadraticRegularizer):
             raise ValueError(f"hyperparameter gamma={gamma!r} only applies to online EWC "
                              f"(online=True, e.g. regularizer 'ewc_online'); offline EWC sums "
                              f"the per-task Fishers (gamma = 1)")
+        if merge not in self.MERGES:
+            raise ValueError(f"hyperparameter merge={merge!r} must be one of {self.MERGES}: "
+                             f"'sum' adds the per-task Fishers, 'mean' averages them")
+        if self.online and merge != "sum":
+            raise ValueError(f"hyperparameter merge={merge!r} only applies to offline EWC; "
+                             f"online EWC merges by F <- gamma * F_old + F_new")
+        self.merge = merge
         if isinstance(fisher_batch, bool) or not float(check_range(
                 "fisher_batch", fisher_batch, lo=0)).is_integer():
             raise ValueError(f"hyperparameter fisher_batch={fisher_batch!r} must be an integer "
@@ -163,5 +178,9 @@ class EWC(QuadraticRegularizer):
     @torch.no_grad()
     def end_task(self, task: int, batches: Iterable[Batch], loss_fn: LossFn) -> None:
         new = self.fisher(batches, loss_fn)
-        self.importance = [self.gamma * f + fn for f, fn in zip(self.importance, new)]
+        if self.merge == "mean":    # F <- (F_new + t F_old) / (t + 1), t tasks merged so far
+            t = self.tasks_done
+            self.importance = [(fn + t * f) / (t + 1) for f, fn in zip(self.importance, new)]
+        else:                       # F <- gamma F_old + F_new (offline: gamma = 1, the sum)
+            self.importance = [self.gamma * f + fn for f, fn in zip(self.importance, new)]
         self._consolidated(task)

@@ -125,10 +125,16 @@ class QuadraticRegularizer(Regularizer):
         self._pen_scale = None
 
     @torch.no_grad()
-    def _start_path_step(self) -> None:
-        """For path-integral methods (SI, RWALK): keep the task gradient and the weights
-        before the optimizer step, in ``self._grads`` and ``self._prev``."""
-        self._grads = self._task_gradients()
+    def _start_path_step(self, total: bool = False) -> None:
+        """For path-integral methods (SI, RWALK): keep the task gradient (``total``: the
+        penalised gradient ``p.grad`` as it is) and the weights before the optimizer step, in
+        ``self._grads`` and ``self._prev``."""
+        if total:
+            self._pen_scale = None
+            self._grads = [None if p.grad is None else p.grad.detach().clone()
+                           for p in self.params]
+        else:
+            self._grads = self._task_gradients()
         for s, p in zip(self._prev, self.params):
             s.copy_(p)
 

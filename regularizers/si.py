@@ -5,12 +5,15 @@ While task mu is trained, every parameter k accumulates its path integral of the
 
     omega_k^mu = - integral g_k(theta(t)) * theta_k'(t) dt  ~=  sum_steps - g_k * delta_theta_k
 
-where g is the gradient of the *unregularised* task loss (as in the paper and its code) and
-delta_theta_k is the change that ``optimizer.step()`` makes (parameters are snapshot in
-``before_step`` and differenced in ``after_step``). Gradients read in ``before_step`` contain
-the penalty's gradient 2 c Omega (theta - theta~) whenever ``penalty()`` was backpropagated;
-it is subtracted analytically (``QuadraticRegularizer._task_gradients``), so no second backward
-pass is needed. (The AGS-CL lab's SI code used the total, penalised gradient.)
+where delta_theta_k is the change that ``optimizer.step()`` makes (parameters are snapshot in
+``before_step`` and differenced in ``after_step``) and g is, by ``path_gradient``:
+
+* ``'task'`` (default; the paper and its code): the gradient of the *unregularised* task loss.
+  Gradients read in ``before_step`` contain the penalty's gradient 2 c Omega (theta - theta~)
+  whenever ``penalty()`` was backpropagated; it is subtracted analytically
+  (``QuadraticRegularizer._task_gradients``), so no second backward pass is needed.
+* ``'total'`` (the AGS-CL lab's SI code, for which its c values were tuned; the vision presets
+  use it): the gradient of the penalised loss, ``p.grad`` as backward left it.
 
 At the end of task mu (eq. 5):
 
@@ -22,7 +25,8 @@ task mu+1 minimises the surrogate loss (eq. 4):
 
     L~_mu = L_mu + c * sum_k Omega_k^mu * (theta~_k - theta_k)^2
 
-Hyperparameters: c >= 0 (default 1.0), epsilon = xi > 0 (default 0.01, the AGS-CL lab's value).
+Hyperparameters: c >= 0 (default 1.0), epsilon = xi > 0 (default 0.01, the AGS-CL lab's value),
+path_gradient 'task' or 'total' (above).
 Omega is not clipped at 0 (the lab's code did not clip either). Delta^nu is measured from
 the weights at the start of the task (the anchor; for the first task, the weights at
 ``begin_task``). Only the trunk (everything outside ``model.heads``) is regularised.
@@ -40,9 +44,18 @@ from .quadratic import QuadraticRegularizer
 
 class SI(QuadraticRegularizer):
     name = "si"
-    HELP = {"c": "SI penalty strength c", "epsilon": "SI damping xi of the importance"}
+    HELP = {"c": "SI penalty strength c", "epsilon": "SI damping xi of the importance",
+            "path_gradient": "SI: the path integral's gradient, 'task' (unregularised loss, "
+                             "the paper) or 'total' (penalised loss, the AGS-CL lab's code)"}
+    PATH_GRADIENTS = ("task", "total")
 
-    def __init__(self, model: nn.Module, c: float = 1.0, epsilon: float = 0.01):
+    def __init__(self, model: nn.Module, c: float = 1.0, epsilon: float = 0.01,
+                 path_gradient: str = "task"):
+        if path_gradient not in self.PATH_GRADIENTS:
+            raise ValueError(f"hyperparameter path_gradient={path_gradient!r} must be one of "
+                             f"{self.PATH_GRADIENTS}: 'task' excludes the penalty's gradient "
+                             f"(Zenke et al.), 'total' includes it (the AGS-CL lab's code)")
+        self.path_gradient = path_gradient
         self.c = check_range("c", c, lo=0)
         self.epsilon = check_range("epsilon", epsilon, lo=0, lo_open=True)
         self.coef = self.c
@@ -60,7 +73,7 @@ class SI(QuadraticRegularizer):
             self._refresh()
 
     def before_step(self) -> None:
-        self._start_path_step()
+        self._start_path_step(total=self.path_gradient == "total")
 
     @torch.no_grad()
     def after_step(self, lr: float) -> None:

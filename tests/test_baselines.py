@@ -1,5 +1,6 @@
 """EWC / online EWC, SI, MAS and RWALK against independent computations (tiny models, CPU)."""
 import io
+import sys
 
 import pytest
 import torch
@@ -207,6 +208,60 @@ def test_ewc_accumulation_over_tasks(online, gamma):
         assert torch.equal(s, p.detach())
     assert reg.tasks_done == 2 and reg.task == 1
 
+
+
+def test_ewc_mean_merge_is_the_running_mean_of_three_tasks_fishers():
+    # the AGS-CL lab's update_fisher: F <- (F_new + t F_old) / (t + 1), i.e. after three tasks
+    # (F0 + F1 + F2) / 3, each F_k the per-sample Fisher at the end of task k
+    model = Tiny(n_tasks=3)
+    reg = EWC(model, lam=1.0, merge="mean")
+    fishers = []
+    for task, seed in enumerate((4, 5, 6)):
+        if task:
+            perturb(model, seed=seed)
+        x, y = data(seed)
+        reg.end_task(task, batches_of(x, y, [1] * 7), loss_fn_for(task))
+        fishers.append(per_sample_fisher(model, x, y, task))
+        for f, *fs in zip(reg.importance, *fishers):
+            torch.testing.assert_close(f, sum(fs) / len(fs))
+    summed = EWC(Tiny(), lam=1.0)                # the default stays Kirkpatrick's sum
+    assert summed.merge == "sum"
+
+
+def test_vision_presets_use_the_labs_rules_that_their_docstrings_state():
+    from agents.config import strengths
+    for bench in ("omniglot", "split_cifar100", "cifar10_100", "cub200"):
+        ewc = regularizers.make("ewc", Tiny(), **strengths(bench, "ewc"))
+        assert ewc.merge == "mean" and ewc.fisher_batch == 20
+        si = regularizers.make("si", Tiny(), **strengths(bench, "si"))
+        assert si.path_gradient == "total"
+        assert regularizers.make("mas", Tiny(), **strengths(bench, "mas")).estimator == "lab"
+        assert regularizers.make("rwalk", Tiny(), **strengths(bench, "rwalk")).normalize is False
+    atari = regularizers.make("ewc", Tiny(), **strengths("atari", "ewc"))
+    assert atari.merge == "sum"
+    assert "'mean'" in (sys.modules[EWC.__module__].__doc__ or "")
+    assert "'total'" in (sys.modules[SI.__module__].__doc__ or "")
+
+
+def test_si_total_path_gradient_keeps_the_penalty_gradient():
+    c, m, lr, pen_weight = 0.7, 1.0, 0.1, 0.5
+    model = Scalar(2.0)
+    reg = SI(model, c=c, path_gradient="total")
+    reg.begin_task(0)
+    with torch.no_grad():
+        reg.importance[0].fill_(3.0)
+        reg.anchor[0].fill_(0.5)
+    reg.tasks_done = 1
+    reg._refresh()
+    opt = torch.optim.SGD(model.parameters(), lr=lr)
+    opt.zero_grad()
+    loss = (0.5 * (model.w - m) ** 2).sum() + pen_weight * reg.penalty()
+    loss.backward()
+    reg.before_step()
+    opt.step()
+    reg.after_step(lr)
+    g_total = (2.0 - m) + pen_weight * 2 * c * 3.0 * (2.0 - 0.5)
+    assert float(reg.omega[0]) == pytest.approx(-g_total * (-lr * g_total), rel=1e-12)
 
 class DropoutNet(Tiny):
     def __init__(self):
@@ -552,6 +607,9 @@ def test_memory_bytes_counts_importance_and_anchor(name):
     (MAS, {"lam": float("nan")}, "lam"),
     (EWC, {"fisher_batch": -1}, "fisher_batch"),
     (EWC, {"fisher_batch": 2.5}, "fisher_batch"),
+    (EWC, {"merge": "max"}, "merge"),
+    (EWC, {"online": True, "gamma": 0.9, "merge": "mean"}, "merge"),
+    (SI, {"path_gradient": "penalised"}, "path_gradient"),
 ])
 def test_bad_hyperparameters_raise(cls, kwargs, word):
     with pytest.raises(ValueError, match=word):

@@ -176,7 +176,7 @@ def test_presets_and_strengths():
     assert strengths("split_cifar100", "agscl") == {
         "lam": 400.0, "mu": 10.0, "rho": 0.3, "eta": 0.9, "prox": "epoch"}
     assert strengths("omniglot", "agscl_no_reinit") == strengths("omniglot", "agscl")
-    assert strengths("omniglot", "ewc") == {"lam": 100000.0, "fisher_batch": 20}
+    assert strengths("omniglot", "ewc") == {"lam": 100000.0, "fisher_batch": 20, "merge": "mean"}
     assert strengths("cub200", "si")["c"] == 50.0
     assert strengths("cifar10_100", "mas") == {"lam": 0.5, "estimator": "lab"}
     assert strengths("omniglot", "rwalk") == {"lam": 3000.0, "alpha": 0.9, "normalize": False}
