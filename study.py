@@ -5,7 +5,7 @@
 
 The spec (TOML):
 
-    command = "atari"                 # or "vision"
+    command = "atari"                 # or "minatar", "vision"
     out = "runs/study-name"           # one folder for the whole study
     [args]                            # any flag of that command, without the leading dashes
     games = "StarGunner,DemonAttack,NameThisGame"

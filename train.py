@@ -2,6 +2,7 @@
 """Continual learning with AGS-CL and its baselines: parse, build, run.
 
     python train.py atari  [--games Boxing,Gopher] [--steps-per-task 100000] [--regularizer agscl] ...
+    python train.py minatar [--games Breakout,Freeway] [--steps-per-task 500000] ...
     python train.py vision --benchmark omniglot --data-dir DIR --regularizer agscl --epochs 20 ...
     python train.py atari --resume --out DIR          # continue a run from its config.json
     python train.py study SPEC.toml [--address auto]   # many runs on Ray Tune (study.py)
@@ -64,6 +65,8 @@ def build_parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     sub = ap.add_subparsers(dest="command", required=True)
     _add_run_flags(sub.add_parser("atari", help="continual PPO over the Atari stream"), "atari")
+    _add_run_flags(sub.add_parser("minatar", help="continual PPO over the MinAtar stream "
+                                  "(5 miniature Atari games, minutes on a CPU)"), "minatar")
     _add_run_flags(sub.add_parser("vision", help="continual supervised learning on a vision "
                                   "stream"), "vision")
     st = sub.add_parser("study", help="many runs (methods x seeds x hyperparameters) on Ray "

@@ -36,7 +36,8 @@ def replace_checked(cls, base: dict, overrides: dict, where: str | None = None):
 class PPOConfig:
     """PPO's hyperparameters; the defaults are the ``cpu`` preset (CleanRL's ppo_atari.py)."""
     preset: str = knob("cpu", "PPO preset: cpu (CleanRL's ppo_atari.py sized for a 2-core CPU) "
-                              "| paper (the published AGS-CL RL setup)")
+                              "| paper (the published AGS-CL RL setup) | minatar | "
+                              "minatar_tiny (train.py minatar; default minatar)")
     num_envs: int = knob(8, "parallel training games")
     num_steps: int = knob(128, "env steps per game per rollout")
     update_epochs: int = knob(4, "passes over each rollout")
@@ -54,7 +55,8 @@ class PPOConfig:
     norm_adv: bool = knob(True, "normalise advantages per minibatch")
     target_kl: float | None = knob(None, "stop a unit's epochs once approx. KL exceeds this")
     steps_per_task: int = knob(1_000_000, "env steps per game")
-    arch: str = knob("nature", f"trunk widths: {', '.join(ARCHS)} (agents/atari_net.py)")
+    arch: str = knob("nature", f"network: Atari trunk widths {', '.join(ARCHS)} "
+                               f"(agents/atari_net.py) | minatar (agents/minatar_net.py)")
     seed: int = knob(1, "seed of the model, the games and every random draw")
     # Games capped at 10k agent steps (40k frames) on the CPU to bound evaluation time: long
     # games score lower than under the usual 27k cap of `paper`.
@@ -114,7 +116,8 @@ class PPOConfig:
         for k in ("bf16", "channels_last", "anneal_lr", "clip_vloss", "norm_adv", "eval_sampled"):
             v = getattr(self, k)
             need(isinstance(v, bool), f"{k}={v!r} must be true or false")
-        need(self.arch in ARCHS, f"arch={self.arch!r} must be one of {', '.join(ARCHS)}")
+        need(self.arch in ARCHS or self.arch == "minatar",
+             f"arch={self.arch!r} must be one of {', '.join(ARCHS)}, minatar")
         return self
 
 
@@ -124,6 +127,15 @@ PPO_PRESETS: dict[str, dict[str, Any]] = {
     "paper": dict(num_envs=128, num_steps=64, update_epochs=10, num_minibatches=64,
                   learning_rate=3e-4, clip_coef=0.2, ent_coef=0.0, steps_per_task=5_000_000,
                   eval_max_steps=27_000),
+    # The MinAtar stream (envs/minatar.py): the MinAtar network, and the PPO constants of Pgx's
+    # MinAtar PPO example (after PureJaxRL: lr 3e-4, clip 0.2, entropy 0.01, 3 epochs, no
+    # channels-last) with CleanRL's CPU-sized batch of 8 games x 128 steps in 4 minibatches.
+    "minatar": dict(arch="minatar", learning_rate=3e-4, clip_coef=0.2, update_epochs=3,
+                    channels_last=False, steps_per_task=500_000, eval_max_steps=10_000),
+    # a few seconds per game, for tests and smoke runs
+    "minatar_tiny": dict(arch="minatar", num_envs=2, num_steps=16, update_epochs=1,
+                         num_minibatches=2, channels_last=False, steps_per_task=64,
+                         eval_episodes=2, eval_max_steps=50, importance_steps=32),
 }
 
 
@@ -256,7 +268,8 @@ def _vision(bench: str) -> dict[str, dict[str, Any]]:
 
 
 REGULARIZER_STRENGTHS: dict[str, dict[str, dict[str, Any]]] = {
-    "atari": _ATARI, **{b: _vision(b) for b in BENCHMARKS}}
+    # MinAtar: the Atari values, untuned starting points (docs/RESULTS.md has the lam sweep)
+    "atari": _ATARI, "minatar": _ATARI, **{b: _vision(b) for b in BENCHMARKS}}
 
 # the AGS-CL ablations run with AGS-CL's strengths
 _SAME_AS = {"agscl_no_reinit": "agscl", "agscl_no_randinit": "agscl",

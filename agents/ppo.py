@@ -1,4 +1,5 @@
-"""PPO on the Atari task stream, as a ``Learner`` (``agents/base.py``); CleanRL's ppo_atari.py.
+"""PPO on a game stream (Atari, ``envs/atari.py``, or MinAtar, ``envs/minatar.py``), as a
+``Learner`` (``agents/base.py``); CleanRL's ppo_atari.py.
 
 One unit = one PPO iteration, read top to bottom in ``train_unit``: a rollout of num_envs x
 num_steps env steps, GAE(lambda), then update_epochs passes in num_minibatches shuffled
@@ -26,14 +27,19 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from envs.atari import derive_seed, evaluate as evaluate_games, make_eval_env, num_actions, \
-    parse_games
+from envs import atari, minatar
+from envs.atari import derive_seed
 from envs.replay import ReplayableTrainEnv
 from regularizers.base import Regularizer
 
 from .atari_net import ActorCritic
+from .minatar_net import MinAtarActorCritic
 from .base import minibatch_step
 from .config import PPOConfig
+
+# the game streams: each module has GAMES, OBS_SHAPE, parse_games, num_actions, make_train_env,
+# make_eval_env and evaluate with the same signatures
+STREAMS = {"atari": atari, "minatar": minatar}
 
 # the per-minibatch statistics of an update (train_unit reports their means, "loss" aside)
 STATS = ("policy_loss", "value_loss", "entropy", "approx_kl", "clipfrac", "grad_norm",
@@ -82,20 +88,31 @@ def ppo_losses(logits, newvalue, actions, old_logprob, old_value, adv, returns, 
 
 
 class PPOLearner:
-    """PPO over a stream of Atari games; one multi-head ``ActorCritic`` for all."""
+    """PPO over a stream of games (``env``: 'atari' or 'minatar'); one multi-head actor-critic
+    for all (``agents/atari_net.py``, or ``agents/minatar_net.py`` with ``arch='minatar'``).
+    ``env_options``: keyword arguments of the stream's env constructors (MinAtar: sticky)."""
 
     matrix_key = "reward_matrix"
 
     def __init__(self, config: PPOConfig, games: list[str] | str, device: str = "cpu",
-                 env_threads: int = 0):
+                 env_threads: int = 0, env: str = "atari", env_options: dict | None = None):
         self.config = config.validate()
-        self.task_names = parse_games(games)
+        if env not in STREAMS:
+            raise ValueError(f"unknown game stream {env!r}; choose one of: {', '.join(STREAMS)}")
+        if (env == "minatar") != (config.arch == "minatar"):
+            raise ValueError(f"arch={config.arch!r} does not fit the {env} stream: MinAtar runs "
+                             f"arch 'minatar' (the MinAtar network), Atari 'nature' or 'wide'")
+        self.env, self.stream, self.env_options = env, STREAMS[env], dict(env_options or {})
+        self.obs_shape = tuple(self.stream.OBS_SHAPE)
+        self.task_names = self.stream.parse_games(games)
         self.device = torch.device(device)
         self.env_threads = int(env_threads)            # ALE threads; 0 = min(num_envs, cores)
+        sizes = [self.stream.num_actions(g) for g in self.task_names]
         with torch.random.fork_rng(devices=[]):        # leave the global RNG alone
             torch.manual_seed(derive_seed(config.seed, "model-init"))
-            self.model = ActorCritic([num_actions(g) for g in self.task_names], arch=config.arch,
-                                     channels_last=config.channels_last).to(self.device)
+            model = MinAtarActorCritic(sizes) if env == "minatar" else \
+                ActorCritic(sizes, arch=config.arch, channels_last=config.channels_last)
+            self.model = model.to(self.device)
         self.optimizer: torch.optim.Optimizer | None = None
         self.task: int | None = None
         self.envs: ReplayableTrainEnv | None = None
@@ -177,7 +194,7 @@ class PPOLearner:
 
     def _rollout(self, task: int, gen: torch.Generator) -> dict[str, Any]:
         T, N = self.config.num_steps, self.config.num_envs
-        obs = torch.empty((T, N, 4, 84, 84), dtype=torch.uint8, device=self.device)
+        obs = torch.empty((T, N, *self.obs_shape), dtype=torch.uint8, device=self.device)
         actions = torch.empty((T, N), dtype=torch.long)
         logprobs, values, rewards, dones = (torch.empty((T, N)) for _ in range(4))
         time_env = time_inf = 0.0
@@ -204,7 +221,7 @@ class PPOLearner:
     def _update(self, task, unit, roll, adv, returns, gen, reg, lr) -> dict[str, float]:
         cfg, dev = self.config, self.device
         B, mb = cfg.batch_size, cfg.minibatch_size
-        b_obs = roll["obs"].reshape(B, 4, 84, 84)
+        b_obs = roll["obs"].reshape(B, *self.obs_shape)
         b_actions, b_logprobs, b_values = (roll[k].reshape(B).to(dev)
                                            for k in ("actions", "logprobs", "values"))
         b_adv, b_returns = adv.reshape(B).to(dev), returns.reshape(B).to(dev)
@@ -272,8 +289,7 @@ class PPOLearner:
         seed = derive_seed(cfg.seed, "importance", task)
         reuse = self.envs is not None and self.envs.game == self.task_names[task] \
             and self.envs.num_envs == n_env
-        env = self.envs if reuse else ReplayableTrainEnv(self.task_names[task], n_env,
-                                                         self.env_threads)
+        env = self.envs if reuse else self._train_env(self.task_names[task], n_env)
         self._fresh_games = True              # training (if any) restarts its games afterwards
         gen = torch.Generator().manual_seed(derive_seed(cfg.seed, "importance-actions", task))
         obs_l, act_l = [], []
@@ -302,7 +318,7 @@ class PPOLearner:
         return batches, loss_fn
 
     def policy_fn(self, task: int):
-        """obs (uint8 numpy) -> logits, for ``envs.atari.evaluate``."""
+        """obs (uint8 numpy) -> logits, for the stream's ``evaluate``."""
         def fn(obs: np.ndarray) -> torch.Tensor:
             with torch.inference_mode(), self._autocast():
                 return self.model(torch.from_numpy(obs).to(self.device), task)[0].float().cpu()
@@ -316,17 +332,18 @@ class PPOLearner:
         seed = derive_seed(cfg.seed, "eval", task)
         key = (game, cfg.eval_episodes, cfg.eval_max_steps)
         if key not in self._eval_envs:        # kept for later evaluations (re-seeded each time)
-            self._eval_envs[key] = make_eval_env(game, cfg.eval_episodes, cfg.eval_max_steps,
-                                                 self.env_threads)
+            self._eval_envs[key] = self.stream.make_eval_env(
+                game, cfg.eval_episodes, cfg.eval_max_steps, self.env_threads,
+                **self.env_options)
         was_training = self.model.training
         self.model.eval()
         try:
             out = {}
             for key_, greedy in (("score", True), ("score_sampled", False)):
                 if greedy or cfg.eval_sampled:
-                    out[key_] = evaluate_games(self.policy_fn(task), game, cfg.eval_episodes,
-                                               seed, greedy=greedy, max_steps=cfg.eval_max_steps,
-                                               env=self._eval_envs[key])[0]
+                    out[key_] = self.stream.evaluate(
+                        self.policy_fn(task), game, cfg.eval_episodes, seed, greedy=greedy,
+                        max_steps=cfg.eval_max_steps, env=self._eval_envs[key])[0]
         finally:
             self.model.train(was_training)
         return out
@@ -370,8 +387,12 @@ class PPOLearner:
         if self.envs is None or self.envs.game != game:
             if self.envs is not None:
                 self.envs.close()
-            self.envs = ReplayableTrainEnv(game, self.config.num_envs, self.env_threads)
+            self.envs = self._train_env(game, self.config.num_envs)
         return self.envs
+
+    def _train_env(self, game: str, num_envs: int) -> ReplayableTrainEnv:
+        return ReplayableTrainEnv(self.stream.make_train_env(
+            game, num_envs, 0, self.env_threads, **self.env_options))
 
     def close(self) -> None:
         """Release every emulator (training and cached evaluation envs)."""

@@ -1,15 +1,17 @@
-"""Speed of the Atari PPO pipeline: raw vector-env SPS (the ceiling) and PPO training SPS.
+"""Speed of the PPO pipeline on a game stream: raw vector-env SPS (the ceiling) and PPO
+training SPS.
 
     python bench/atari_sps.py                       # Boxing, cpu preset, fine-tuning
     python bench/atari_sps.py --game Gopher --updates 6 --num-envs 8 --regularizer agscl
     python bench/atari_sps.py --device cuda --preset paper          # on a GPU machine (128 envs)
+    python bench/atari_sps.py --stream minatar --regularizer finetune,agscl,ewc   # MinAtar
 
 Prints the machine (CPU model, cores, load average before/after: the box may be shared with
 other jobs, which makes every number here noisy; compare runs made back to back), the exact
 command, raw env SPS with random actions, and per PPO unit (one rollout of num_envs x 128 steps
 + 4 epochs x 4 minibatches) the SPS and the split of its time into env stepping, rollout
 inference and the update. PPO is timed on the second task of a two-game stream (Gopher, then
---game), after the regularizer's ``end_task`` on the first, so that EWC's penalty and AGS-CL's
+--game; on MinAtar, Asterix then --game), after the regularizer's ``end_task`` on the first, so that EWC's penalty and AGS-CL's
 proximal step and freeze masks are really at work. The first unit (env start-up, allocator
 warm-up) is reported but left out of the summary.
 
@@ -65,9 +67,10 @@ def loadavg() -> str:
         return "n/a"
 
 
-def raw_env_sps(game: str, num_envs: int, steps: int, repeats: int) -> list[float]:
-    from envs.atari import make_train_env
-    env = make_train_env(game, num_envs, seed=0)
+def raw_env_sps(stream: str, game: str, num_envs: int, steps: int,
+                repeats: int) -> list[float]:
+    from agents.ppo import STREAMS
+    env = STREAMS[stream].make_train_env(game, num_envs, seed=0)
     rng = np.random.default_rng(0)
     env.reset()
     out = []
@@ -88,13 +91,15 @@ def _learner(args, regularizer: str):
     (so EWC's penalty and AGS-CL's proximal targets and freeze masks are active)."""
     import regularizers
     from agents.config import PPOConfig
-    from agents.ppo import PPOLearner
-    from envs.atari import canonical_game
-    cfg = PPOConfig.from_preset(args.preset, num_envs=args.num_envs,
-                                channels_last=args.channels_last, bf16=args.bf16)
-    game = canonical_game(args.game)
-    first = "Gopher" if game != "Gopher" else "Boxing"
-    learner = PPOLearner(cfg, [first, game], device=args.device, env_threads=args.env_threads)
+    from agents.ppo import STREAMS, PPOLearner
+    stream = STREAMS[args.stream]
+    layout = {} if args.channels_last is None else {"channels_last": args.channels_last}
+    cfg = PPOConfig.from_preset(args.preset, num_envs=args.num_envs, bf16=args.bf16, **layout)
+    game = stream.canonical_game(args.game)
+    first = {"atari": ("Gopher", "Boxing"), "minatar": ("Asterix", "Breakout")}[args.stream]
+    first = first[0] if game != first[0] else first[1]
+    learner = PPOLearner(cfg, [first, game], device=args.device, env_threads=args.env_threads,
+                         env=args.stream)
     eager = regularizer.endswith("-eager")   # e.g. agscl-eager: AGS-CL without its CUDA graph
     reg = regularizers.make(regularizer.removesuffix("-eager"), learner.model)
     if eager:
@@ -153,10 +158,11 @@ def summarise(rows: list[dict]) -> dict:
 
 def main(argv=None) -> dict:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    p.add_argument("--game", default="Boxing")
+    p.add_argument("--stream", default="atari", choices=("atari", "minatar"))
+    p.add_argument("--game", default=None, help="default: Boxing (Atari), Breakout (MinAtar)")
     p.add_argument("--updates", type=int, default=6, help="PPO units to time (first = warm-up)")
     p.add_argument("--num-envs", type=int, default=None, help="default: the preset's")
-    p.add_argument("--preset", default="cpu")
+    p.add_argument("--preset", default=None, help="default: cpu (Atari), minatar (MinAtar)")
     p.add_argument("--regularizer", default="finetune",
                    help="one name or a comma list, e.g. finetune,agscl,ewc (timed interleaved); "
                         "agscl-eager is AGS-CL without its CUDA graph (same on a CPU)")
@@ -166,13 +172,17 @@ def main(argv=None) -> dict:
     p.add_argument("--env-threads", type=int, default=0)
     p.add_argument("--device", default="cpu", help="torch device of the learner, e.g. cuda")
     p.add_argument("--bf16", action="store_true", help="bf16 autocast of the forward passes")
-    p.add_argument("--channels-last", action=argparse.BooleanOptionalAction, default=True)
+    p.add_argument("--channels-last", action=argparse.BooleanOptionalAction, default=None,
+                   help="default: the preset's")
     p.add_argument("--skip-raw", action="store_true")
     p.add_argument("--profile", type=int, default=0, metavar="ROWS",
                    help="profile one more unit of the first regularizer (host time, CPU learner); "
                         "print the top ROWS ops")
     p.add_argument("--json", type=str, default=None, help="also write the results here")
     args = p.parse_args(argv)
+    minatar = args.stream == "minatar"
+    args.game = args.game or ("Breakout" if minatar else "Boxing")
+    args.preset = args.preset or ("minatar" if minatar else "cpu")
     if args.torch_threads:
         torch.set_num_threads(args.torch_threads)
     if args.num_envs is None:
@@ -190,7 +200,7 @@ def main(argv=None) -> dict:
     res = {"command": cmd, "machine": info, "load_before": loadavg(), "args": vars(args)}
 
     if not args.skip_raw:
-        raw = raw_env_sps(args.game, args.num_envs, args.raw_steps, args.repeats)
+        raw = raw_env_sps(args.stream, args.game, args.num_envs, args.raw_steps, args.repeats)
         res["raw_env_sps"] = raw
         print(f"raw vector env, {args.num_envs} envs, random actions: "
               f"median {statistics.median(raw):.0f} SPS, best {max(raw):.0f} "

@@ -1,6 +1,6 @@
 """One config per command, and the one ``build`` that wires a run from it.
 
-A run is an ``AtariRun`` or a ``VisionRun``. Either is made from a dict of the shape of a run's
+A run is an ``AtariRun``, a ``MinAtarRun`` or a ``VisionRun``. Either is made from a dict of the shape of a run's
 config.json (``from_dict``; missing keys take their defaults), which is what the CLI, a config
 file (``--config FILE``, JSON or TOML), a run folder (``--resume``) and the study runner all
 produce. ``to_dict`` is what config.json holds: every value resolved, so a run folder alone
@@ -32,13 +32,14 @@ from .trainer import Schedule
 # the methods each command can run (HAT needs a network with its gates: vision only)
 METHODS = {"atari": tuple(n for n in regularizers.NAMES if n != "hat"),
            "vision": regularizers.NAMES}
+METHODS["minatar"] = METHODS["atari"]
 
 
 @dataclass
 class AtariMachine:
     device: str = knob("cpu", "cpu, cuda, cuda:1, ...")
     threads: int = knob(0, "torch CPU threads (0: torch's default)")
-    env_threads: int = knob(0, "ALE emulator threads (0: min(num_envs, cores))")
+    env_threads: int = knob(0, "ALE emulator threads (0: min(num_envs, cores); MinAtar: unused)")
     progress: bool = knob(True, "show a progress bar", flag="no-progress")
 
 
@@ -53,6 +54,11 @@ class VisionMachine:
 
 def _games_default() -> list[str]:
     from envs.atari import GAMES
+    return list(GAMES)
+
+
+def _minatar_games_default() -> list[str]:
+    from envs.minatar import GAMES
     return list(GAMES)
 
 
@@ -71,12 +77,24 @@ class AtariRun:
                                               "(default: a quarter of a task, at most 50)")
     machine: AtariMachine = field(default_factory=AtariMachine)
     command = "atari"
+    default_preset = "cpu"
 
     def __post_init__(self):
         from envs.atari import parse_games
         self.games = parse_games(self.games)
+        self._check_common()
+
+    def env_options(self) -> dict:
+        """Keyword arguments of the stream's env constructors."""
+        return {}
+
+    def _check_common(self):
+        if (self.command == "minatar") != (self.ppo.arch == "minatar"):
+            raise ValueError(f"PPO arch {self.ppo.arch!r} (preset {self.ppo.preset!r}) does not "
+                             f"fit train.py {self.command}: MinAtar runs the minatar presets "
+                             f"(arch minatar), Atari the cpu or paper presets")
         _check_method(self.command, self.regularizer)
-        self.regularizer_hparams = {**strengths("atari", self.regularizer),
+        self.regularizer_hparams = {**strengths(self.command, self.regularizer),
                                     **self.regularizer_hparams}
         units = max(1, self.ppo.steps_per_task // self.ppo.batch_size)
         if self.eval_every is None:
@@ -89,6 +107,31 @@ class AtariRun:
     @property
     def seed(self) -> int:
         return self.ppo.seed
+
+
+@dataclass
+class MinAtarRun(AtariRun):
+    """Continual PPO over the MinAtar stream (envs/minatar.py)."""
+    games: list[str] = field(default_factory=_minatar_games_default, metadata={
+        "help": "comma-separated MinAtar games, in stream order (default: Asterix, Breakout, "
+                "Freeway, Seaquest, SpaceInvaders)", "kind": str})
+    ppo: PPOConfig = field(default_factory=lambda: PPOConfig.from_preset("minatar"))
+    sticky: float = knob(0.1, "probability that a game repeats the previous action "
+                              "(MinAtar's sticky actions; its standard is 0.1)")
+    command = "minatar"
+    default_preset = "minatar"
+
+    def __post_init__(self):
+        from envs.minatar import parse_games
+        self.games = parse_games(self.games)
+        if isinstance(self.sticky, bool) or not isinstance(self.sticky, (int, float)) \
+                or not 0.0 <= self.sticky <= 1.0:
+            raise ValueError(f"sticky={self.sticky!r} must be a probability in [0, 1]")
+        self.sticky = float(self.sticky)
+        self._check_common()
+
+    def env_options(self) -> dict:
+        return {"sticky": self.sticky}
 
 
 @dataclass
@@ -121,7 +164,7 @@ class VisionRun:
         return self.classifier.seed
 
 
-RUNS = {"atari": AtariRun, "vision": VisionRun}
+RUNS = {"atari": AtariRun, "minatar": MinAtarRun, "vision": VisionRun}
 
 
 def _check_method(command: str, name: str) -> None:
@@ -156,7 +199,7 @@ def from_dict(command: str, d: dict, where: str = "the config"):
         v = d.pop(f.name)
         if f.name == "ppo":
             v = dict(v)
-            v = PPOConfig.from_preset(v.pop("preset", "cpu"), **v)
+            v = PPOConfig.from_preset(v.pop("preset", cls.default_preset), **v)
         elif f.name == "classifier":
             v = dict(v)
             v = ClassifierConfig.from_preset(v.pop("benchmark", "split_digits"),
@@ -255,7 +298,7 @@ def _help(f, presets: dict | None = None) -> str:
 def _reg_flags(command: str, taken: set[str]) -> list[Flag]:
     """One flag per regularizer hyperparameter of the command's methods (the signatures'
     names; ``reg-<name>`` where a learner flag has that name, e.g. --reg-gamma)."""
-    bench = "atari" if command == "atari" else None
+    bench = command if command in ("atari", "minatar") else None
     by_name: dict[str, list[tuple[str, Any, str]]] = {}
     for m in METHODS[command]:
         meaning = regularizers.describe(m)
@@ -272,7 +315,7 @@ def _reg_flags(command: str, taken: set[str]) -> list[Flag]:
         for m, v, _ in uses:
             by_value.setdefault(repr(v), []).append(m)
         defaults = "; ".join(f"{v} ({', '.join(ms)})" for v, ms in by_value.items())
-        where = "on atari" if bench else "(each benchmark's own: agents/config.py)"
+        where = f"on {bench}" if bench else "(each benchmark's own: agents/config.py)"
         name = f"reg-{k}" if k.replace("_", "-") in taken else k.replace("_", "-")
         out.append(Flag(name, ("regularizer_hparams", k), kind,
                         f"{meanings}. Defaults {where}: {defaults}"))
@@ -285,7 +328,9 @@ def _flags(command: str) -> list[Flag]:
                                    "of config.json's shape; flags override it")]
     for f in fields(cls):
         if f.name == "ppo":
-            out += _dataclass_flags(PPOConfig, ("ppo",), presets=PPO_PRESETS)
+            mine = {k: v for k, v in PPO_PRESETS.items()
+                    if k.startswith("minatar") == (command == "minatar") and v}
+            out += _dataclass_flags(PPOConfig, ("ppo",), presets=mine)
         elif f.name == "classifier":
             out += _dataclass_flags(ClassifierConfig, ("classifier",))
         elif f.name == "machine":
@@ -430,7 +475,8 @@ def build(config):
     if isinstance(config, AtariRun):
         from agents.ppo import PPOLearner
         learner = PPOLearner(config.ppo, config.games, device=m.device,
-                             env_threads=m.env_threads)
+                             env_threads=m.env_threads, env=config.command,
+                             env_options=config.env_options())
         per_unit = config.ppo.batch_size
         schedule = Schedule(eval_every=max(1, config.eval_every // per_unit)
                             if config.eval_every else 0,

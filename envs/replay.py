@@ -1,28 +1,29 @@
-"""Training games that survive a checkpoint: an ``AtariTrainEnv`` that logs every action since
-its last seeded reset, so that a resumed run can rebuild the running games exactly.
+"""Training games that survive a checkpoint: a training env (``AtariTrainEnv`` or
+``MinAtarEnv``) that logs every action since its last seeded reset, so that a resumed run can
+rebuild the running games exactly.
 
-ALE is deterministic given the reset seed and the actions, so ``load_state_dict`` (reset with
+ALE and MinAtar are deterministic given the reset seed and the actions, so ``load_state_dict`` (reset with
 the segment's seed, send the logged actions again) puts every emulator where it was. The
 caller starts a new *segment* (``reset(seed)``) at each task start and whenever
 ``segment_full`` says the log has reached ``segment_steps`` agent steps per env: that bounds
 the replay (12,800 x num_envs env steps: about a minute for the cpu preset) while cutting few
 games (about 1 in 15 of an 800-step game). The log is uint8 (<= 100 KB for the cpu preset).
 
-Same interface as ``AtariTrainEnv``: ``reset``, ``step``, ``pop_finished``, ``close``.
+Same interface as the env it wraps: ``reset``, ``step``, ``pop_finished``, ``close``.
 """
 from __future__ import annotations
 
 import numpy as np
 
-from .atari import AtariTrainEnv
-
 SEGMENT_STEPS = 12_800
 
 
 class ReplayableTrainEnv:
-    def __init__(self, game: str, num_envs: int, num_threads: int = 0,
-                 segment_steps: int | None = None):
-        self.env = AtariTrainEnv(game, num_envs, seed=0, num_threads=num_threads)
+    """``env``: a training env with ``game``, ``num_envs``, ``reset(seed)``, ``step(actions)``
+    -> (obs, reward, done, game_over), ``pop_finished()`` and ``close()``."""
+
+    def __init__(self, env, segment_steps: int | None = None):
+        self.env = env
         self.game, self.num_envs = self.env.game, self.env.num_envs
         self.segment_steps = int(segment_steps or SEGMENT_STEPS)
         self.seed: int | None = None

@@ -144,14 +144,14 @@ def test_replayable_env_rebuilds_the_running_games():
     """envs/replay.py: a new env loaded from a state continues exactly as the one saved."""
     from envs.replay import ReplayableTrainEnv
     rng = np.random.default_rng(2)
-    a = ReplayableTrainEnv("Boxing", 2)
+    a = ReplayableTrainEnv(AtariTrainEnv("Boxing", 2, seed=0))
     a.reset(seed=7)
     for _ in range(60):
         a.step(rng.integers(0, 18, 2))
     a.pop_finished()
     state = a.state_dict()
     assert state["actions"].shape == (60, 2) and state["actions"].dtype == np.uint8
-    b = ReplayableTrainEnv("Boxing", 2, segment_steps=61)
+    b = ReplayableTrainEnv(AtariTrainEnv("Boxing", 2, seed=0), segment_steps=61)
     try:
         b.load_state_dict(state)
         assert not b.segment_full
@@ -161,7 +161,7 @@ def test_replayable_env_rebuilds_the_running_games():
                 np.testing.assert_array_equal(x, y)
         assert b.segment_full and a.pop_finished() == b.pop_finished()
         with pytest.raises(ValueError, match="Boxing"):
-            ReplayableTrainEnv("Gopher", 2).load_state_dict(state)
+            ReplayableTrainEnv(AtariTrainEnv("Gopher", 2, seed=0)).load_state_dict(state)
     finally:
         a.close()
         b.close()

@@ -35,3 +35,14 @@ def test_atari_sps_times_each_regularizer_and_profiles(capsys):
                                      else None)
     out = capsys.readouterr().out
     assert "PPO agscl" in out and "Self CPU" in out              # the profile's table
+
+
+def test_atari_sps_on_the_minatar_stream(capsys):
+    pytest.importorskip("minatar")
+    bench = _load("atari_sps")
+    res = bench.main(["--stream", "minatar", "--preset", "minatar_tiny", "--updates", "2",
+                      "--raw-steps", "20", "--repeats", "1", "--torch-threads", "1",
+                      "--regularizer", "finetune,ewc"])
+    assert res["args"]["game"] == "Breakout" and len(res["raw_env_sps"]) == 1
+    assert list(res["ppo"]) == ["finetune", "ewc"]
+    assert all(r["sps_overall"] > 0 for r in res["ppo"].values())

@@ -184,7 +184,7 @@ def test_presets_and_strengths():
                                            "prox": "step"}
     assert strengths("atari", "ewc") == {"lam": 5000.0} and strengths("atari", "si") == {}
     assert all(v["agscl"]["prox"] == "epoch" for b, v in REGULARIZER_STRENGTHS.items()
-               if b != "atari")
+               if b not in ("atari", "minatar"))
     assert ClassifierConfig.from_preset("omniglot", epochs=7).epochs == 7
     with pytest.raises(ValueError, match="unknown preset"):
         ClassifierConfig.from_preset("omniglot", "nope")

@@ -1,0 +1,197 @@
+"""The continual MinAtar stream: the 5 miniature Atari games of MinAtar (Young & Tian, 2019;
+the ``minatar`` package) as a task stream in the shape of ``envs.atari``.
+
+* **Games and order.** ``GAMES`` = Asterix, Breakout, Freeway, Seaquest, SpaceInvaders: the
+  MinAtar paper's (alphabetical) order, fixed; ``--games`` selects a subset and its order.
+* **Observations.** MinAtar's state is a 10x10 grid of boolean channels, 4 to 10 of them
+  depending on the game (Seaquest has the most, 10). Every game's state is put channels-first
+  into one shape, uint8 (10, 10, 10): the game's own channels first, in MinAtar's order, then
+  zero channels up to 10. One trunk thus reads every game; a channel index means different
+  objects in different games, as a pixel does in the Atari stream.
+* **Actions.** Each game keeps its minimal action set (``NUM_ACTIONS``), the size of its head;
+  head action i is the game's i-th minimal action.
+* **Dynamics.** Sticky actions with probability ``sticky`` (MinAtar's standard 0.1, settable)
+  and difficulty ramping on, as MinAtar's defaults. Rewards are MinAtar's raw ones (0 or 1 per
+  step, Seaquest's surfacing bonus more), not clipped. A training game still running after
+  ``MAX_EPISODE_STEPS`` agent steps is cut there (MinAtar has no time limit; the cut counts as
+  termination, as in the Atari stream).
+* **Determinism.** Sub-env i of a reset with seed s draws everything (its game's randomness and
+  its sticky actions) from ``numpy.random.RandomState(s + i)``, MinAtar's own seeding, so two
+  envs with one seed and the same actions play identical games; ``envs.replay`` relies on it.
+
+The N games of a training env are stepped in a Python loop (MinAtar is plain Python, about
+20-70 us per step here), and a finished game is reset in the same step (the observation
+returned with ``game_over`` is already the next game's first), as the Atari stream's
+``SAME_STEP`` autoreset. Evaluation (``evaluate``) plays full games on separate envs with a cap,
+greedy or sampled actions from its own generator, as ``envs.atari.evaluate``.
+
+This module imports nothing from ``agents``, ``regularizers`` or ``continual``.
+"""
+from __future__ import annotations
+
+from typing import Callable, Sequence
+
+import numpy as np
+
+from .atari import derive_seed  # noqa: F401  (the streams share one seed derivation)
+
+GAMES: tuple[str, ...] = ("Asterix", "Breakout", "Freeway", "Seaquest", "SpaceInvaders")
+_MODULES = {"Asterix": "asterix", "Breakout": "breakout", "Freeway": "freeway",
+            "Seaquest": "seaquest", "SpaceInvaders": "space_invaders"}
+# Minimal action set sizes and channel counts (tests check them against the package).
+NUM_ACTIONS: dict[str, int] = {"Asterix": 5, "Breakout": 3, "Freeway": 3, "Seaquest": 6,
+                               "SpaceInvaders": 4}
+GAME_CHANNELS: dict[str, int] = {"Asterix": 4, "Breakout": 4, "Freeway": 7, "Seaquest": 10,
+                                 "SpaceInvaders": 6}
+CHANNELS = 10
+OBS_SHAPE = (CHANNELS, 10, 10)
+STICKY = 0.1
+MAX_EPISODE_STEPS = 10_000
+
+
+def canonical_game(name: str) -> str:
+    """Canonical spelling of a MinAtar game; case, '_' and '-' are ignored."""
+    key = name.strip().replace("_", "").replace("-", "").lower()
+    for g in GAMES:
+        if g.lower() == key:
+            return g
+    raise ValueError(f"unknown MinAtar game {name!r}; valid games are: {', '.join(GAMES)}")
+
+
+def parse_games(spec: str | Sequence[str] | None) -> list[str]:
+    """'Breakout,Freeway' (or a list) -> ['Breakout', 'Freeway']; None -> the whole stream."""
+    if spec is None:
+        return list(GAMES)
+    parts = [str(p).strip() for p in (spec.split(",") if isinstance(spec, str) else spec)]
+    if not parts or not all(parts):
+        raise ValueError(f"games {spec!r}: an empty game name; give comma-separated games "
+                         f"from: {', '.join(GAMES)}")
+    games = [canonical_game(p) for p in parts]
+    dup = sorted({g for g in games if games.count(g) > 1})
+    if dup:
+        raise ValueError(f"game(s) listed twice: {', '.join(dup)}")
+    return games
+
+
+def num_actions(game: str) -> int:
+    return NUM_ACTIONS[canonical_game(game)]
+
+
+def _game(game: str, sticky: float):
+    from minatar import Environment
+    return Environment(_MODULES[canonical_game(game)], sticky_action_prob=float(sticky))
+
+
+class MinAtarEnv:
+    """N games of one MinAtar game; ``reset(seed)`` -> obs uint8 (N, 10, 10, 10);
+    ``step(actions)`` -> (obs, reward float32, done, game_over) with ``done == game_over``
+    (a game over or the ``max_steps`` cut; the game has been reset). ``pop_finished()``: the
+    (return, length) of the games finished since the last call."""
+
+    def __init__(self, game: str, num_envs: int, seed: int = 0, sticky: float = STICKY,
+                 max_steps: int = MAX_EPISODE_STEPS):
+        self.game = canonical_game(game)
+        self.num_envs, self.seed, self.max_steps = int(num_envs), int(seed), int(max_steps)
+        if not 0.0 <= float(sticky) <= 1.0:
+            raise ValueError(f"sticky={sticky!r}: the sticky-action probability must be in "
+                             f"[0, 1] (MinAtar's standard: {STICKY})")
+        self.games = [_game(self.game, sticky) for _ in range(self.num_envs)]
+        self.actions = np.asarray(self.games[0].minimal_action_set(), dtype=np.int64)
+        self.num_actions = len(self.actions)
+        self._obs = np.zeros((self.num_envs, *OBS_SHAPE), dtype=np.uint8)
+        self._finished: list[tuple[float, int]] = []
+        self._ret = np.zeros(self.num_envs)
+        self._len = np.zeros(self.num_envs, dtype=np.int64)
+
+    def _write_obs(self, i: int) -> None:
+        s = self.games[i].state()                              # (10, 10, c) bool
+        self._obs[i, :s.shape[2]] = np.moveaxis(s, 2, 0)
+        self._obs[i, s.shape[2]:] = 0
+
+    def reset(self, seed: int | None = None) -> np.ndarray:
+        """Every game restarts, sub-env i seeded with ``seed + i`` (default: the last seed)."""
+        if seed is not None:
+            self.seed = int(seed)
+        for i, g in enumerate(self.games):
+            g.seed(self.seed + i)
+            g.last_action = 0
+            g.reset()
+            self._write_obs(i)
+        self._ret[:] = 0.0
+        self._len[:] = 0
+        return self._obs.copy()
+
+    def step(self, actions: np.ndarray):
+        acts = self.actions[np.asarray(actions, dtype=np.int64)]
+        rew = np.zeros(self.num_envs, dtype=np.float32)
+        done = np.zeros(self.num_envs, dtype=bool)
+        for i, g in enumerate(self.games):
+            r, terminal = g.act(int(acts[i]))
+            rew[i] = r
+            self._ret[i] += r
+            self._len[i] += 1
+            if terminal or self._len[i] >= self.max_steps:
+                done[i] = True
+                self._finished.append((float(self._ret[i]), int(self._len[i])))
+                self._ret[i], self._len[i] = 0.0, 0
+                g.last_action = 0
+                g.reset()
+            self._write_obs(i)
+        return self._obs.copy(), rew, done, done.copy()
+
+    def pop_finished(self) -> list[tuple[float, int]]:
+        out, self._finished = self._finished, []
+        return out
+
+    def close(self) -> None:
+        self.games = []
+
+
+def make_train_env(game: str, num_envs: int, seed: int = 0, num_threads: int = 0,
+                   sticky: float = STICKY) -> MinAtarEnv:
+    """Training games (``num_threads`` is accepted for the Atari stream's signature; MinAtar
+    steps in this thread)."""
+    return MinAtarEnv(game, num_envs, seed, sticky=sticky)
+
+
+def make_eval_env(game: str, episodes: int, max_steps: int, num_threads: int = 0,
+                  sticky: float = STICKY) -> MinAtarEnv:
+    return MinAtarEnv(game, episodes, 0, sticky=sticky, max_steps=max_steps)
+
+
+def evaluate(policy_fn: Callable[[np.ndarray], object], game: str, episodes: int = 10,
+             seed: int = 0, greedy: bool = True, max_steps: int = MAX_EPISODE_STEPS,
+             num_threads: int = 0, env: MinAtarEnv | None = None,
+             sticky: float = STICKY) -> tuple[float, list[float]]:
+    """Mean score of ``episodes`` full games, and the list of scores, as
+    ``envs.atari.evaluate``: game i on sub-env i seeded ``seed + i``, cut after ``max_steps``
+    agent steps, greedy (argmax) or sampled (Gumbel-max from a generator seeded by ``seed``)."""
+    episodes, max_steps = int(episodes), int(max_steps)
+    if episodes < 1 or max_steps < 1:
+        raise ValueError(f"evaluate needs episodes >= 1 and max_steps >= 1, got {episodes}, "
+                         f"{max_steps}")
+    if env is None:
+        env = make_eval_env(game, episodes, max_steps, sticky=sticky)
+    elif env.num_envs != episodes:
+        raise ValueError(f"evaluate: the env has {env.num_envs} games, {episodes} requested")
+    rng = np.random.default_rng([int(seed), 0x5EED])
+    obs = env.reset(seed=int(seed))
+    scores = np.zeros(episodes)
+    active = np.ones(episodes, dtype=bool)
+    actions = np.zeros(episodes, dtype=np.int64)
+    for _ in range(max_steps):
+        idx = np.flatnonzero(active)
+        logits = policy_fn(obs[idx])
+        if hasattr(logits, "detach"):
+            logits = logits.detach().float().cpu().numpy()
+        logits = np.asarray(logits, dtype=np.float64)
+        if not greedy:
+            logits = logits + rng.gumbel(size=logits.shape)
+        actions[:] = 0
+        actions[idx] = logits.argmax(axis=1)
+        obs, r, done, _ = env.step(actions)
+        scores[active] += r[active]
+        active &= ~done
+        if not active.any():
+            break
+    return float(scores.mean()), [float(s) for s in scores]
