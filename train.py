@@ -7,6 +7,7 @@
     python train.py atari --resume --out DIR          # continue a run from its config.json
     python train.py study SPEC.toml [--address auto]   # many runs on Ray Tune (study.py)
     python train.py report RUN [RUN ...] [--out DIR]
+    python train.py evaluate RUN [--games G1,G2] [--episodes N] [--both] [--video DIR] ...
 
 `python train.py atari` with no further arguments runs a short CPU demo (2 games, 20k steps
 each). Every run writes config.json, results.json, TensorBoard events (tb/), checkpoints/ and
@@ -25,8 +26,8 @@ from pathlib import Path
 # It must be set before torch is imported.
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
-from continual import runconfig  # noqa: E402
-from continual.report import TRAINING_WINDOW, report  # noqa: E402
+from continual import evaluate, runconfig  # noqa: E402
+from continual.report import REFERENCE_WINDOW, TRAINING_WINDOW, report  # noqa: E402
 from continual.runfolder import RunError, RunFolder, check_out  # noqa: E402
 from continual.trainer import ContinualTrainer, NaNLossError  # noqa: E402
 
@@ -82,6 +83,17 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--out", default=None, help="folder for report.json and plots")
     r.add_argument("--window", type=int, default=TRAINING_WINDOW,
                    help="Atari: env steps per window of the training-score table")
+    r.add_argument("--reference-window", type=int, default=REFERENCE_WINDOW,
+                   help="Figure 7's reference: fine-tuning's best mean of N consecutive "
+                        "evaluations of each game (1: its best single evaluation, the paper's; "
+                        "3: robust to one lucky evaluation)")
+    r.add_argument("--single-task", nargs="+", default=[], metavar="RUN",
+                   help="single-task runs from scratch, one game of the stream each (e.g. "
+                        "train.py atari --games Boxing): forward transfer's reference "
+                        "(Continual World); without them the reference is fine-tuning")
+    evaluate.add_arguments(sub.add_parser(
+        "evaluate", help="play a saved Atari/MinAtar run's games: scores per game (greedy, "
+                         "sampled), evaluation.json, videos (continual/evaluate.py)"))
     return ap
 
 
@@ -120,8 +132,11 @@ def main(argv=None) -> int:
         if args.command == "study":
             import study                       # Ray is imported only here
             return study.main(args.spec, args.address, args.max_failures)
+        if args.command == "evaluate":
+            return evaluate.main(args, argv)
         if args.command == "report":
-            rep = report(args.runs, args.out, args.window)
+            rep = report(args.runs, args.out, args.window,
+                         reference_window=args.reference_window, single_task=args.single_task)
             print(rep["table"])
             out = Path(args.out) if args.out else Path(args.runs[0]).parent
             print(f"\nreport.json and plots in {out}")

@@ -19,13 +19,26 @@ Trainer loop, for task t:
 
 A checkpoint may come after any unit: ``state_dict`` must hold everything the rest of the run
 depends on, so that a resumed run repeats the uninterrupted one exactly.
+
+Two optional methods, which the trainer uses where a learner has them (``GameLearner``; the
+PPO learner has both, the classifier neither): ``record_video(task, path, seed)`` films one
+evaluation game (``--capture-video``), and ``dormant_units(task, reg)`` measures the trunk's
+dormant units (Sokar et al., 2023; ``dormant_units`` below) at every evaluation. Neither may
+consume randomness.
 """
 from __future__ import annotations
 
-from typing import Any, Callable, Iterable, Protocol, runtime_checkable
+from typing import Any, Callable, Iterable, Protocol, Sequence, runtime_checkable
 
 import torch
 from torch import nn
+
+from regularizers.groups import find_node_layers
+
+# Dormant units (Sokar et al., ICML 2023): the thresholds tau of their Figures (0: units that
+# never fire on the batch; 0.025: their RL experiments' tau), and the batch size measured on.
+DORMANT_TAUS = (0.0, 0.025)
+DORMANT_OBS = 256
 
 
 def minibatch_step(task_loss: torch.Tensor, reg, optimizer: torch.optim.Optimizer,
@@ -83,3 +96,79 @@ class Learner(Protocol):
     def state_dict(self) -> dict: ...
 
     def load_state_dict(self, state: dict) -> None: ...
+
+
+@runtime_checkable
+class GameLearner(Protocol):
+    """The optional part of the contract (the PPO learner's): what the trainer does with it
+    where a learner has it."""
+
+    def record_video(self, task: int, path: str, seed: int | None = None) -> float:
+        """Play one evaluation game of task ``task`` (greedy; ``seed`` default: the task's
+        evaluation seed, so it is the evaluation's first game), film it to the MP4 ``path``;
+        return its score."""
+
+    def dormant_units(self, task: int, reg: Any = None) -> dict | None:
+        """``dormant_units(...)`` of the model on a batch of the task's inputs (None before
+        there is one); ``reg``: the run's regularizer, whose G0 (AGS-CL's
+        ``unimportant_nodes``) is counted where it has one."""
+
+
+# --- dormant units ----------------------------------------------------------------------------
+def dormant_scores(h: torch.Tensor) -> torch.Tensor:
+    """Sokar et al. (2023), Definition 3.1, for one layer's outputs ``h`` (N, H) or (N, H, ...):
+    s_i = E_x |h_i(x)| / ((1/H) sum_k E_x |h_k(x)|), the expectation over the batch (and, for a
+    conv channel, its positions). A layer silent on the whole batch scores 0 everywhere."""
+    a = h.detach().abs().double()
+    mean = a.mean(dim=[0, *range(2, a.dim())])                      # E_x |h_i(x)|, (H,)
+    layer = mean.mean()
+    return mean / layer if layer > 0 else torch.zeros_like(mean)
+
+
+def dormant_units(model: nn.Module, x: torch.Tensor, task: int,
+                  taus: Sequence[float] = DORMANT_TAUS,
+                  unimportant: Sequence[torch.Tensor] | None = None) -> dict:
+    """The fraction of tau-dormant units (``dormant_scores`` <= tau) of every trunk layer
+    (``regularizers.groups.find_node_layers``: each Linear/Conv2d, scored on its ReLU output)
+    on the batch ``x`` (one forward pass of ``model(x, task)``, no gradients), and over the
+    whole trunk ("all"). ``unimportant``: one boolean mask per layer (AGS-CL's G0); then also
+    the fraction of units in G0 ("g0") and of those tau-dormant and in G0 ("tau<tau>_g0").
+
+    -> {"layers": {name or "all": {"units": H, "tau0": fraction, "tau0.025": ..., ...}}}"""
+    layers = find_node_layers(model)
+    if unimportant is not None and [m.numel() for m in unimportant] != \
+            [L.num_nodes for L in layers]:
+        raise ValueError("dormant_units: the G0 masks do not match the trunk's layers")
+    acts: dict[str, torch.Tensor] = {}
+
+    def hook(name):
+        def fn(_module, _inp, out):
+            acts[name] = torch.relu(out.detach().float())   # before an in-place ReLU
+        return fn
+
+    handles = [L.activation_module.register_forward_hook(hook(L.name)) for L in layers]
+    try:
+        with torch.no_grad():
+            model(x, task)
+    finally:
+        for h in handles:
+            h.remove()
+    names = [f"tau{t:g}" for t in taus]
+    out, total = {}, {}
+    for i, L in enumerate(layers):
+        s = dormant_scores(acts[L.name]).cpu()
+        counts = {"units": L.num_nodes}
+        g0 = None if unimportant is None else unimportant[i].detach().cpu().reshape(-1).bool()
+        if g0 is not None:
+            counts["g0"] = int(g0.sum())
+        for n, tau in zip(names, taus):
+            dormant = s <= tau
+            counts[n] = int(dormant.sum())
+            if g0 is not None:
+                counts[f"{n}_g0"] = int((dormant & g0).sum())
+        for k, v in counts.items():
+            total[k] = total.get(k, 0) + v
+        out[L.name] = counts
+    out["all"] = total
+    return {"layers": {name: {k: (v if k == "units" else v / c["units"]) for k, v in c.items()}
+                       for name, c in out.items()}}

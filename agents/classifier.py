@@ -57,6 +57,8 @@ class ClassifierLearner:
     """Implements ``agents.base.Learner`` for the supervised streams of ``envs.vision``."""
 
     matrix_key = "accuracy_matrix"
+    # the trainer may score a task before its training (forward transfer): a test pass, cheap
+    evaluates_unseen = True
 
     def __init__(self, stream: TaskStream, config: ClassifierConfig | None = None,
                  model: nn.Module | None = None, device: str | torch.device = "cpu"):

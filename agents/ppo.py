@@ -17,6 +17,10 @@ the trunk's mean activation on the same observations.
 Exact resume: all randomness comes from a generator re-seeded from (seed, task, unit) at every
 unit, and the training games run on across checkpoints (``envs/replay.py`` rebuilds them). The
 global RNGs are never used.
+
+Diagnostics (``agents.base.GameLearner``): ``record_video`` films one evaluation game, and
+``dormant_units`` measures the trunk's dormant units on ``DORMANT_OBS`` observations of the
+last rollout, spread evenly over its steps and games.
 """
 from __future__ import annotations
 
@@ -34,7 +38,7 @@ from regularizers.base import Regularizer
 
 from .atari_net import ActorCritic
 from .minatar_net import MinAtarActorCritic
-from .base import minibatch_step
+from .base import DORMANT_OBS, dormant_units, minibatch_step
 from .config import PPOConfig
 
 # the game streams: each module has GAMES, OBS_SHAPE, parse_games, num_actions, make_train_env,
@@ -119,6 +123,7 @@ class PPOLearner:
         self._fresh_games = True              # the next unit starts a new segment of games
         self._next_obs = self._next_done = None
         self._eval_envs: dict[tuple, Any] = {}
+        self._dormant_obs: torch.Tensor | None = None    # the batch dormant_units reads
         self.counters = {"env_steps": 0, "train_time": 0.0, "time_env": 0.0,
                          "time_inference": 0.0, "time_update": 0.0, "units": 0}
 
@@ -213,6 +218,9 @@ class PPOLearner:
             next_value = self.model(torch.from_numpy(self._next_obs).to(self.device),
                                     task)[1].float().cpu()
         time_inf += time.perf_counter() - t0
+        flat = obs.reshape(T * N, *self.obs_shape)
+        pick = torch.linspace(0, T * N - 1, min(DORMANT_OBS, T * N)).long().to(flat.device)
+        self._dormant_obs = flat[pick]
         return dict(obs=obs, actions=actions, logprobs=logprobs, values=values, rewards=rewards,
                     dones=dones, next_value=next_value,
                     next_done=torch.from_numpy(self._next_done).float(),
@@ -324,28 +332,69 @@ class PPOLearner:
                 return self.model(torch.from_numpy(obs).to(self.device), task)[0].float().cpu()
         return fn
 
-    def evaluate(self, task: int) -> dict[str, float]:
-        """Mean raw score of ``eval_episodes`` full games: greedy actions ('score', the paper's
-        protocol) and, if ``eval_sampled``, sampled actions ('score_sampled')."""
+    def eval_seed(self, task: int) -> int:
+        """The seed of the run's evaluations of task ``task`` (game i: this + i)."""
+        return derive_seed(self.config.seed, "eval", task)
+
+    def play(self, task: int, episodes: int | None = None, seed: int | None = None,
+             greedy: bool = True, max_steps: int | None = None,
+             video=None) -> tuple[float, list[float]]:
+        """(mean, scores) of ``episodes`` full games of task ``task``'s game with the current
+        policy (the stream's ``evaluate``): greedy or sampled actions, game i seeded
+        ``seed + i``, cut after ``max_steps`` agent steps; ``video``: one MP4 path per game.
+        Defaults: eval_episodes, eval_max_steps and ``eval_seed(task)``, i.e. the run's own
+        evaluation games."""
         self._check_task(task)
         cfg, game = self.config, self.task_names[task]
-        seed = derive_seed(cfg.seed, "eval", task)
-        key = (game, cfg.eval_episodes, cfg.eval_max_steps)
-        if key not in self._eval_envs:        # kept for later evaluations (re-seeded each time)
-            self._eval_envs[key] = self.stream.make_eval_env(
-                game, cfg.eval_episodes, cfg.eval_max_steps, self.env_threads,
-                **self.env_options)
+        episodes = cfg.eval_episodes if episodes is None else int(episodes)
+        max_steps = cfg.eval_max_steps if max_steps is None else int(max_steps)
+        seed = self.eval_seed(task) if seed is None else int(seed)
+        key = (game, episodes, max_steps)
+        keep = (episodes, max_steps) == (cfg.eval_episodes, cfg.eval_max_steps)
+        env = self._eval_envs.get(key)
+        if env is None:     # the evaluations' envs are kept (re-seeded at each call)
+            env = self.stream.make_eval_env(game, episodes, max_steps, self.env_threads,
+                                            **self.env_options)
+            if keep:
+                self._eval_envs[key] = env
         was_training = self.model.training
         self.model.eval()
         try:
-            out = {}
-            for key_, greedy in (("score", True), ("score_sampled", False)):
-                if greedy or cfg.eval_sampled:
-                    out[key_] = self.stream.evaluate(
-                        self.policy_fn(task), game, cfg.eval_episodes, seed, greedy=greedy,
-                        max_steps=cfg.eval_max_steps, env=self._eval_envs[key])[0]
+            return self.stream.evaluate(self.policy_fn(task), game, episodes, seed,
+                                        greedy=greedy, max_steps=max_steps, env=env,
+                                        video=video)
         finally:
             self.model.train(was_training)
+            if not keep:
+                env.close()
+
+    def evaluate(self, task: int) -> dict[str, float]:
+        """Mean raw score of ``eval_episodes`` full games: greedy actions ('score', the paper's
+        protocol) and, if ``eval_sampled``, sampled actions ('score_sampled')."""
+        out = {"score": self.play(task, greedy=True)[0]}
+        if self.config.eval_sampled:
+            out["score_sampled"] = self.play(task, greedy=False)[0]
+        return out
+
+    def record_video(self, task: int, path, seed: int | None = None) -> float:
+        """One greedy evaluation game of task ``task`` filmed to the MP4 ``path`` (seed
+        default: the evaluations', so it is their first game); returns its score."""
+        return self.play(task, episodes=1, seed=seed, greedy=True, video=[path])[0]
+
+    def dormant_units(self, task: int, reg=None) -> dict | None:
+        """``agents.base.dormant_units`` of the trunk on the last rollout's observations (None
+        before the first rollout); G0 counted where ``reg`` has AGS-CL's
+        ``unimportant_nodes`` (Omega == 0: the nodes its sparsity term acts on)."""
+        if self._dormant_obs is None:
+            return None
+        g0 = reg.unimportant_nodes() if hasattr(reg, "unimportant_nodes") else None
+        was_training = self.model.training
+        self.model.eval()
+        try:
+            out = dormant_units(self.model, self._dormant_obs, task, unimportant=g0)
+        finally:
+            self.model.train(was_training)
+        out["observations"] = int(self._dormant_obs.shape[0])
         return out
 
     # --- results and persistence -----------------------------------------------------------

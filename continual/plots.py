@@ -1,8 +1,9 @@
 """All plots: one run's (written into its plots/ folder after every task, ``plot_run``) and the
-report's (``plot_rl_report``: Figure 7 and the raw scores; ``plot_supervised_report``:
-Figures 3-6). The report's group-level plots (a group: a method and its hyperparameters,
-seeds pooled) show each group's mean with its 95% bootstrap CI as error bars; a group of
-one run has no interval and shows no bar."""
+report's (``plot_rl_report``: Figure 7, the raw and normalised scores, forgetting and forward
+transfer; ``plot_supervised_report``: Figures 3-6, forgetting and forward transfer). The
+report's group-level plots (a group: a method and its hyperparameters, seeds pooled) show
+each group's mean with its 95% bootstrap CI as error bars; a group of one run has no
+interval and shows no bar."""
 from __future__ import annotations
 
 from collections import defaultdict
@@ -238,10 +239,90 @@ def plot_group_normalised_accumulated_reward(rep: dict, out: Path) -> None:
     _save(fig, ax, out / "normalised_accumulated_reward_groups.png")
 
 
+def _group_bars(ax, gs: list[dict], estimates, names: list[str]) -> bool:
+    """One bar per group and name (game, task): the group's mean over seeds with its 95% CI
+    bar (``estimates(group)``: ``metrics.mean_ci`` dicts, one per name); False if no group has
+    any estimate."""
+    width = 0.8 / max(len(gs), 1)
+    x = np.arange(len(names))
+    drawn = False
+    for k, g in enumerate(gs):
+        m, err = _err(list(estimates(g))[:len(names)])
+        if len(m) and np.isfinite(m).any():
+            ax.bar(x[:len(m)] + (k - (len(gs) - 1) / 2) * width, m, width, yerr=err, capsize=2,
+                   label=g["label"])
+            drawn = True
+    ax.set_xticks(x, names, rotation=30, ha="right", fontsize=8)
+    ax.axhline(0, color="k", lw=0.5)
+    return drawn
+
+
+def _panels(path: Path, gs: list[dict], panels: list[tuple]) -> None:
+    """A row of ``_group_bars`` panels, (title, ylabel, names, estimates) each; the panels
+    without any estimate are dropped, nothing is written if none is left."""
+    panels = [p for p in panels if p[2]]
+    if not gs or not panels:
+        return
+    fig, axes = plt.subplots(1, len(panels), figsize=(0.5 + 4.2 * len(panels), 3.6),
+                             squeeze=False)
+    kept = []
+    for ax, (title, ylabel, names, estimates) in zip(axes[0], panels):
+        if _group_bars(ax, gs, estimates, names):
+            ax.set_title(title, fontsize=9)
+            ax.set_ylabel(ylabel, fontsize=8)
+            kept.append(ax)
+        else:
+            ax.set_visible(False)
+    if kept:
+        kept[0].legend(fontsize=7)
+        fig.tight_layout()
+        fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def plot_normalised_scores_per_game(rep: dict, out: Path) -> None:
+    """Per game, each group's final normalised score (greedy; complete runs, mean over seeds,
+    95% CI): over fine-tuning's best (Figure 7's), human-normalised and random-normalised
+    (the panels that have games)."""
+    gs = rep.get("groups", [])
+    first = gs[0] if gs else {}
+    _panels(out / "normalised_scores_per_game.png", gs, [
+        ("score / fine-tuning's best (Figure 7's)", "normalised score",
+         rep.get("aggregate_games", []), lambda g: g["normalised_scores_per_game"]),
+        ("human-normalised (score - random) / (human - random)", "human-normalised score",
+         first.get("human_normalised", {}).get("games", []),
+         lambda g: g["human_normalised"]["per_game"]),
+        ("random-normalised (score - random) / (ft best - random)", "random-normalised score",
+         first.get("random_normalised", {}).get("games", []),
+         lambda g: g["random_normalised"]["per_game"])])
+
+
+def plot_forgetting_forward_transfer(rep: dict, out: Path) -> None:
+    """Per task, each group's forgetting (RL: normalised by Figure 7's reference, raw where
+    no game has that) and forward transfer (RL: Continual World's; supervised: Mammoth's),
+    mean over seeds with 95% CI bars; nothing is written without any."""
+    gs, tasks = rep.get("groups", []), rep["tasks"]
+    if not gs or "forgetting" not in gs[0]:
+        return
+    rl = "normalised" in gs[0]["forgetting"]
+    norm = rl and any(e["mean"] is not None for g in gs
+                      for e in g["forgetting"]["normalised"]["per_task"])
+    forg = (lambda g: g["forgetting"]["normalised"]["per_task"]) if norm else \
+        (lambda g: g["forgetting"]["per_task"])
+    what = "score / fine-tuning's best" if norm else ("raw score" if rl else "accuracy")
+    has_ft = any(e["mean"] is not None for g in gs for e in g["forward_transfer"]["per_task"])
+    _panels(out / "forgetting_forward_transfer.png", gs, [
+        ("forgetting: best after learning - final", f"forgetting ({what})", tasks[:-1], forg),
+        ("forward transfer " + ("(Continual World)" if rl else "(Mammoth / Avalanche)"),
+         "forward transfer", tasks if has_ft else [],
+         lambda g: g["forward_transfer"]["per_task"])])
+
+
 def plot_rl_report(rep: dict, out: Path) -> None:
     """The RL report's plots: per run (Figure 7 over training, raw scores per game, the
     training scores where a run has TensorBoard returns) and per group (the aggregate IQM and
-    mean, Figure 7 after each task, with their CIs)."""
+    mean, Figure 7 after each task, the normalised scores per game, forgetting and forward
+    transfer per task, with their CIs)."""
     out = Path(out)
     plot_normalised_accumulated_reward(rep, out)
     plot_scores_per_game(rep, out)
@@ -249,6 +330,8 @@ def plot_rl_report(rep: dict, out: Path) -> None:
         plot_training_scores(rep, out)
     plot_aggregate_scores(rep, out)
     plot_group_normalised_accumulated_reward(rep, out)
+    plot_normalised_scores_per_game(rep, out)
+    plot_forgetting_forward_transfer(rep, out)
 
 
 def _by_method(rep: dict) -> dict[str, list[dict]]:
@@ -385,10 +468,12 @@ def plot_memory(rep: dict, out: Path) -> None:
 
 
 def plot_supervised_report(rep: dict, out: Path) -> None:
-    """The supervised report's plots: Figures 3-6, and Figure 5 over a lam sweep."""
+    """The supervised report's plots: Figures 3-6, Figure 5 over a lam sweep, and forgetting
+    and forward transfer per task."""
     out = Path(out)
     plot_average_accuracy(rep, out)
     plot_sparsity_capacity(rep, out)
     plot_plasticity_stability(rep, out)
     plot_lam_sweep(rep, out)
     plot_memory(rep, out)
+    plot_forgetting_forward_transfer(rep, out)

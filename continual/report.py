@@ -11,17 +11,19 @@ from pathlib import Path
 
 import numpy as np
 
-from .report_rl import TRAINING_WINDOW, format_rl, nonpositive_references, rl_report
+from .report_rl import (REFERENCE_WINDOW, TRAINING_WINDOW, benchmark, format_rl,
+                        nonpositive_references, rl_report)
 from .report_supervised import format_supervised, supervised_report
 from .runfolder import RunError, RunFolder, write_json
 
-__all__ = ["TRAINING_WINDOW", "load_runs", "report"]
+__all__ = ["REFERENCE_WINDOW", "TRAINING_WINDOW", "load_runs", "load_single_task", "report"]
 
 
-def load_runs(paths) -> list[dict]:
+def load_runs(paths, one_stream: bool = True) -> list[dict]:
     """Each run folder's results.json, with ``_config`` (its config.json), ``_path``,
     ``_label`` (the folder's name) and ``_method`` (its regularizer) added. A folder that has
-    not written results yet is left out, with a note."""
+    not written results yet is left out, with a note. ``one_stream``: all of one task
+    stream, else an error."""
     runs = []
     for p in paths:
         p = Path(p)
@@ -44,20 +46,50 @@ def load_runs(paths) -> list[dict]:
     if not runs:
         raise RunError("report needs at least one run folder")
     streams = {tuple(r["tasks"]) for r in runs}
-    if len(streams) > 1:
+    if one_stream and len(streams) > 1:
+        hint = " (a single-task run from scratch, forward transfer's reference, is given " \
+               "with --single-task)" if any(len(s) == 1 for s in streams) else ""
         raise RunError("report compares runs of one task stream; got streams "
-                       + " | ".join(",".join(s) for s in streams))
+                       + " | ".join(",".join(s) for s in streams) + hint)
     return runs
 
 
+def load_single_task(paths, runs: list[dict]) -> list[dict]:
+    """The single-task runs ``paths`` (``load_runs``' dicts), forward transfer's reference:
+    each trains one game of the stream of ``runs``, on the same benchmark, from scratch."""
+    if not paths:
+        return []
+    single = load_runs(paths, one_stream=False)
+    stream, bench = runs[0]["tasks"], benchmark(runs)
+    for s in single:
+        if len(s["tasks"]) != 1 or s["tasks"][0] not in stream:
+            raise RunError(f"{s['_path']}: a single-task reference trains one game of the "
+                           f"stream ({', '.join(stream)}); it trains {', '.join(s['tasks'])} "
+                           f"(make one with train.py {bench} --games GAME --out DIR)")
+        if benchmark([s]) != bench:
+            raise RunError(f"{s['_path']}: a {benchmark([s])} run; the stream's runs are "
+                           f"{bench} runs (same game name, another game)")
+    return single
+
+
 def report(paths, out: str | None = None, window: int = TRAINING_WINDOW,
-           plots: bool = True) -> dict:
+           plots: bool = True, reference_window: int = REFERENCE_WINDOW,
+           single_task=()) -> dict:
     """The report of the run folders ``paths`` (one stream, one of them fine-tuning), with its
     text table under "table"; report.json and (``plots``) the plots go to ``out`` (default: the
-    folder above the first run)."""
+    folder above the first run). RL streams: ``reference_window``: Figure 7's reference is
+    fine-tuning's best mean of that many consecutive evaluations of a game (1: its best single
+    one, the paper's; 3 resists one lucky evaluation); ``single_task``: run folders of
+    single-task runs from scratch, one game of the stream each, the reference of forward
+    transfer (Continual World), fine-tuning's where a game has none."""
     if not (isinstance(window, int) and window >= 1):
         raise RunError(f"window={window!r}: the training-score window must be a number of env "
                        f"steps >= 1")
+    if not (isinstance(reference_window, int) and not isinstance(reference_window, bool)
+            and reference_window >= 1):
+        raise RunError(f"reference_window={reference_window!r}: Figure 7's reference is the "
+                       f"best mean of a number >= 1 of consecutive evaluations (1: the best "
+                       f"single one)")
     runs = load_runs(paths)
     out_dir = Path(out) if out else Path(runs[0]["_path"]).parent
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -72,17 +104,21 @@ def report(paths, out: str | None = None, window: int = TRAINING_WINDOW,
                        "and of plasticity (eq. 15)")
     from . import plots as figures           # matplotlib only when a report is made
     if rl:
-        rep = rl_report(runs, window)
+        rep = rl_report(runs, window, reference_window, load_single_task(single_task, runs))
         bad = nonpositive_references(rep)
         if bad:
-            print(f"warning: fine-tuning's best score is <= 0 on {', '.join(bad)}; the "
-                  f"normalised reward of those tasks is not meaningful (divided by a "
-                  f"non-positive number): Figure 7's sum is NaN once it includes them, and "
-                  f"they are left out of the groups' IQM and mean of normalised scores")
+            print(f"warning: fine-tuning's best score is <= 0 on {', '.join(bad)}; a ratio to "
+                  f"it means nothing: Figure 7's sum leaves those tasks out (report.json: "
+                  f"figure7_left_out), and they are left out of the groups' IQM and mean of "
+                  f"normalised scores")
         rep["table"] = format_rl(rep)
         if plots:
             figures.plot_rl_report(rep, out_dir)
     else:
+        if single_task or reference_window != REFERENCE_WINDOW:
+            raise RunError("single-task references and the reference window are the RL "
+                           "report's (forward transfer of evaluation curves, Figure 7's "
+                           "reference); a supervised report has neither")
         rep = supervised_report(runs)
         rep["table"] = format_supervised(rep)
         if plots:

@@ -2,22 +2,31 @@
 table (``format_rl``), each usable alone.
 
 Figure 7's normalised accumulated reward -- each task's evaluation score divided by the
-maximum score the fine-tuning run reached on that task (over its whole evaluation history),
-summed over the tasks learned so far -- after each task (table) and over training (plot, from
-the periodic evaluations); from greedy evaluations (the paper's protocol) and from
-sampled-action ones (``*_sampled``); stability S and plasticity P (eq. 16 and 15) of the
-finished runs' reward matrices; and the training games' raw scores (TensorBoard
-``train/episode_return``, weighted by ``train/episodes``) per window of environment steps of
-each task: the learning curves.
+maximum score the fine-tuning run reached on that task (over its whole evaluation history;
+``reference_window`` > 1: its best mean of that many consecutive evaluations), summed over the
+tasks learned so far -- after each task (table) and over training (plot, from the periodic
+evaluations); from greedy evaluations (the paper's protocol) and from sampled-action ones
+(``*_sampled``). A game on which that reference is not positive (Boxing's scores can be
+negative) has no ratio and is left out of the sum ("figure7_left_out"). Beside it, per game,
+the human-normalised score (score - random) / (human - random) of the Atari literature (random
+and human scores: ``ATARI_RANDOM_HUMAN``) and the random-normalised score (score - random) /
+(fine-tuning's best - random) (``metrics.random_normalised``); stability S and plasticity P
+(eq. 16 and 15) of the finished runs' reward matrices; forgetting per task (the drop from its
+best score after it was learned to its final one, raw and normalised) and Continual World's
+forward transfer per task (its evaluation curve during its own training against single-task
+runs from scratch, or fine-tuning's where none is given); and the training games' raw scores
+(TensorBoard ``train/episode_return``, weighted by ``train/episodes``) per window of
+environment steps of each task: the learning curves.
 
 Runs are pooled into groups (``metrics.group_runs``: a method and its hyperparameters; seeds
 pooled, different hyperparameters never): per group, the aggregate over games and seeds as
 rliable computes it (Agarwal et al., NeurIPS 2021) -- the IQM and the mean of the normalised
-scores of all complete runs x games, with stratified bootstrap 95% CIs -- and Figure 7, S and
-P averaged over its seeds with bootstrap CIs. A game's normalised score is the final
-reward-matrix row's score over fine-tuning's best score on that game (Figure 7's
-normalisation); a game on which that reference is not positive cannot be normalised and is
-left out of the aggregate (the report names it).
+scores of all complete runs x games, with stratified bootstrap 95% CIs -- and Figure 7, S, P,
+forgetting and forward transfer averaged over its seeds with bootstrap CIs. A game's
+normalised score is the final reward-matrix row's score over fine-tuning's best score on that
+game (Figure 7's normalisation); a game on which that reference is not positive cannot be
+normalised and is left out of the aggregate (the report names it). The human- and
+random-normalised scores have their own aggregates.
 """
 from __future__ import annotations
 
@@ -27,6 +36,24 @@ from . import metrics
 from .tensorboard_events import training_returns
 
 TRAINING_WINDOW = 200_000      # env steps per window of the training-score table
+REFERENCE_WINDOW = 1           # Figure 7's reference: fine-tuning's best single evaluation
+
+# Random and human scores of the stream's games: Mnih et al. 2015 (DQN, Nature 518, 529-533),
+# Extended Data Table 2, columns "Random play" and "Human" (no-op starts of up to 30 no-ops, as
+# this stream's evaluation), to one decimal as transcribed in seungjaeryanlee/rldb
+# (rldb/db/paper__dqn/algo__random/entries.py, algo__human/entries.py). Not the table of
+# Agent57 (Badia et al. 2020) and DQN Zoo, whose human column (from Wang et al. 2016) differs
+# on 6 of these 8 games (e.g. Boxing 12.1, NameThisGame 8049.0); its random column agrees.
+ATARI_RANDOM_HUMAN = {          # game: (random, human)
+    "StarGunner": (664.0, 10250.0), "Boxing": (0.1, 4.3), "VideoPinball": (16256.9, 17297.6),
+    "CrazyClimber": (10780.5, 35410.5), "Gopher": (257.6, 2321.0), "Robotank": (2.2, 11.9),
+    "DemonAttack": (152.1, 3401.3), "NameThisGame": (2292.3, 4076.2)}
+ATARI_SOURCE = ("Mnih et al. 2015 (Nature), Extended Data Table 2: 'Random play' and 'Human' "
+                "columns")
+NO_REFERENCE_SCORES = {
+    "minatar": "MinAtar (Young & Tian 2019) publishes no human scores, and no published "
+               "random-play scores are known to this report: no human- or random-normalised "
+               "scores"}
 
 # score key of the evaluations -> its reward matrix, its Figure 7 keys in the report
 VARIANTS = {"score": ("reward_matrix", ""), "score_sampled": ("reward_matrix_sampled", "_sampled")}
@@ -37,17 +64,173 @@ CI_NOTE = (f"95% percentile bootstrap, {metrics.BOOTSTRAP_RESAMPLES} resamples, 
            f"the other metrics: over the group's seeds; null with one run (n = 1: no interval)")
 
 
-def finetune_max_rewards(ft: dict, n_tasks: int, key: str = "score") -> list[float]:
-    """Fine-tuning's best evaluation score per task (over its periodic evaluations and its
-    reward matrix): the reference of Figure 7. -inf where it has none (yet)."""
-    best = [-np.inf] * n_tasks
-    for c in ft.get("eval_curve", []):
-        for j, v in enumerate(c.get(key, [])):
-            best[j] = max(best[j], v)
-    for row in ft.get(VARIANTS[key][0]) or []:
-        for j, v in enumerate(row):
-            best[j] = max(best[j], v)
+def finetune_max_rewards(ft: dict, n_tasks: int, key: str = "score",
+                         window: int = REFERENCE_WINDOW) -> list[float]:
+    """Fine-tuning's reference of Figure 7 per task: the best mean of ``window`` consecutive
+    evaluations of the task (``metrics.best_running_mean``). window 1, the paper's: its best
+    single evaluation, over its periodic evaluation curve and its reward matrix. window > 1:
+    over the curve's evaluations of the task in step order (they include the task-end ones;
+    the matrix's column where the curve has none). -inf where it has none (yet), or fewer
+    than ``window``."""
+    curve = sorted(ft.get("eval_curve", []), key=lambda c: c["step"])
+    matrix = ft.get(VARIANTS[key][0]) or []
+    best = []
+    for j in range(n_tasks):
+        in_curve = [c[key][j] for c in curve if len(c.get(key, [])) > j]
+        in_matrix = [row[j] for row in matrix if len(row) > j]
+        seq = in_curve + in_matrix if window == 1 else (in_curve or in_matrix)
+        best.append(metrics.best_running_mean(seq, window))
     return best
+
+
+def reference_rule(window: int) -> str:
+    """Figure 7's reference in words."""
+    return "fine-tuning's best score" if window == 1 else \
+        f"fine-tuning's best mean of {window} consecutive evaluations"
+
+
+def benchmark(runs: list[dict]) -> str:
+    """The stream's benchmark: its runs' command ("atari", "minatar"); a run whose config.json
+    has none is an Atari run (written before the field; MinAtar runs always record it)."""
+    return runs[0]["_config"].get("command") or "atari"
+
+
+def reference_scores(bench: str, tasks: list[str]) -> dict:
+    """The published random and human scores of the stream's games: {"benchmark", "source",
+    "random": {game: score}, "human": {game: score}, "note"} (empty where none is known)."""
+    if bench != "atari":
+        return {"benchmark": bench, "source": None, "random": {}, "human": {},
+                "note": NO_REFERENCE_SCORES.get(bench, f"no published random or human scores "
+                                                       f"are known for {bench}")}
+    have = [t for t in tasks if t in ATARI_RANDOM_HUMAN]
+    missing = [t for t in tasks if t not in ATARI_RANDOM_HUMAN]
+    return {"benchmark": bench, "source": ATARI_SOURCE,
+            "random": {t: ATARI_RANDOM_HUMAN[t][0] for t in have},
+            "human": {t: ATARI_RANDOM_HUMAN[t][1] for t in have},
+            "note": f"no published scores for {', '.join(missing)}" if missing else None}
+
+
+def normalised_matrices(R, tasks: list[str], scores: dict, ref: list[float]):
+    """A reward matrix human-normalised ((score - random) / (human - random)) and
+    random-normalised ((score - random) / (ref - random), ref = Figure 7's), entry by entry;
+    None where the game has no published score or (random) its reference is not above random
+    play."""
+    rand, human = scores["random"], scores["human"]
+    hn = [[metrics.human_normalised(v, rand[tasks[j]], human[tasks[j]])
+           if tasks[j] in human else None for j, v in enumerate(row)] for row in R]
+    rn = [[_finite(metrics.random_normalised(v, rand[tasks[j]], ref[j]))
+           if tasks[j] in rand else None for j, v in enumerate(row)] for row in R]
+    return hn, rn
+
+
+def _finite(v):
+    return float(v) if v is not None and np.isfinite(v) else None
+
+
+def _with_mean(values) -> dict:
+    """{"per_task", "mean": over the tasks that have a value (None if none has)}."""
+    xs = [v for v in values if v is not None]
+    return {"per_task": values, "mean": float(np.mean(xs)) if xs else None}
+
+
+def run_forgetting(R, tasks: list[str], ref: list[float], scores: dict) -> dict:
+    """Forgetting of one run (``metrics.forgetting_matrix``, ``metrics.forgetting``):
+    {"matrix": F[i][j] after each finished task, "per_task" (tasks but the last, complete runs
+    only), "mean", "normalised" (over Figure 7's reference: a fraction of fine-tuning's best;
+    None where it is not positive) and "human_normalised" (over human - random), each with
+    "per_task" and "mean"}."""
+    T = len(tasks)
+    out = {"matrix": metrics.forgetting_matrix(R) if R else [], "per_task": None,
+           "mean": None, "normalised": {"per_task": None, "mean": None},
+           "human_normalised": {"per_task": None, "mean": None}}
+    if len(R) < T or T < 2:
+        return out
+    raw = metrics.forgetting(R)
+    human, rand = scores["human"], scores["random"]
+    out.update(_with_mean(raw))
+    out["normalised"] = _with_mean([f / ref[j] if np.isfinite(ref[j]) and ref[j] > 0 else None
+                                    for j, f in enumerate(raw)])
+    out["human_normalised"] = _with_mean([f / (human[tasks[j]] - rand[tasks[j]])
+                                          if tasks[j] in human else None
+                                          for j, f in enumerate(raw)])
+    return out
+
+
+def tasks_finished(r: dict) -> int:
+    """How many tasks a run has finished: its task-end evaluations."""
+    return sum(1 for c in r.get("eval_curve", []) if c.get("task_end"))
+
+
+def task_curve(r: dict, key: str, j: int) -> list[tuple[int, float]]:
+    """The run's evaluation curve of task j during task j's own training: [(steps since the
+    task started, score)], from its evaluations in the task's span (``task_spans``)."""
+    spans = task_spans(r)
+    if j >= len(spans):
+        return []
+    lo, hi = spans[j]
+    return [(c["step"] - lo, c[key][j]) for c in sorted(r.get("eval_curve", []),
+                                                        key=lambda c: c["step"])
+            if lo < c["step"] <= hi and len(c.get(key, [])) > j]
+
+
+def run_forward_transfer(r: dict, key: str, tasks: list[str], references: list) -> dict:
+    """Continual World's forward transfer of one run per task
+    (``metrics.continual_world_forward_transfer``): its evaluation curve during task j's
+    training against the reference runs' curves of that game over as many steps
+    (``references[j]``: [(run, its task index of the game)]). {"per_task", "mean" (over the
+    tasks that have one, once the run has finished every task), "auc", "auc_reference",
+    "why_missing": {game: why}}."""
+    per, aucs, auc_refs, why = [], [], [], {}
+    spans, done = task_spans(r), tasks_finished(r)
+    for j, game in enumerate(tasks):
+        res = None
+        if j >= done:
+            why[game] = "the run has not finished this task"
+        else:
+            steps = spans[j][1] - spans[j][0]
+            curves, short = [], []
+            for ref, k in references[j]:
+                ref_spans = task_spans(ref)
+                trained = ref_spans[k][1] - ref_spans[k][0] if k < len(ref_spans) else 0
+                pts = [(s, v) for s, v in task_curve(ref, key, k) if s <= steps]
+                if trained < steps or not pts:
+                    short.append(f"{ref['_label']} ({trained:,} steps)")
+                else:
+                    curves.append(pts)
+            mine = task_curve(r, key, j)
+            if not mine:
+                why[game] = "no evaluation during its training"
+            elif not curves:
+                why[game] = (f"no reference has trained this game for the run's {steps:,} "
+                             f"steps: {', '.join(short) or 'none'}")
+            else:
+                res = metrics.continual_world_forward_transfer(mine, curves)
+                if res["ft"] is None:
+                    why[game] = res["why"]
+        per.append(res["ft"] if res else None)
+        aucs.append(res["auc"] if res else None)
+        auc_refs.append(res["auc_reference"] if res else None)
+    mean = _with_mean(per)["mean"] if done == len(tasks) else None
+    return {"per_task": per, "mean": mean, "auc": aucs, "auc_reference": auc_refs,
+            "why_missing": why}
+
+
+def forward_transfer_references(tasks: list[str], fts: list[dict], single: list[dict]):
+    """Per task: the reference runs of forward transfer, [(run, its task index of the game)],
+    and their description: the single-task runs of that game where any is given (Continual
+    World's reference: training from scratch), else the fine-tuning runs' same task."""
+    refs, labels = [], {}
+    for j, game in enumerate(tasks):
+        mine = [s for s in single if s["tasks"] == [game]]
+        if mine:
+            refs.append([(s, 0) for s in mine])
+            labels[game] = "single-task run(s) from scratch: " + ", ".join(s["_path"]
+                                                                          for s in mine)
+        else:
+            refs.append([(ft, j) for ft in fts])
+            labels[game] = "fine-tuning (no single-task run of this game given): transfer " \
+                           "relative to fine-tuning, not to learning from scratch"
+    return refs, labels
 
 
 def progress(r: dict) -> str:
@@ -61,8 +244,7 @@ def progress(r: dict) -> str:
 
 def nar_curve(r: dict, key: str, ref: list[float]) -> list[dict]:
     """Figure 7 over training: [{"step", "value"}] at each periodic evaluation."""
-    return [{"step": c["step"],
-             "value": float(sum(metrics.normalised(v, ref[j]) for j, v in enumerate(c[key])))}
+    return [{"step": c["step"], "value": metrics.figure7_sum(c[key], ref)}
             for c in r.get("eval_curve", []) if key in c]
 
 
@@ -112,6 +294,13 @@ def summary(runs: list[dict], n_tasks: int) -> dict:
     return out
 
 
+def figure7_left_out(tasks: list[str], ref: list[float]) -> dict[str, str]:
+    """The games left out of Figure 7's sum, with the reason: fine-tuning's best score on them
+    is not positive (``metrics.figure7_sum``)."""
+    return {t: f"fine-tuning's best score {v:.4g} is not positive"
+            for t, v in zip(tasks, ref) if np.isfinite(v) and v <= 0}
+
+
 def aggregate_games(tasks: list[str], ref: list[float]) -> tuple[list[int], dict[str, str]]:
     """The games that enter the aggregate (indices) and those left out with the reason: a
     game whose reference (fine-tuning's best score) is missing or not positive has no
@@ -127,14 +316,40 @@ def aggregate_games(tasks: list[str], ref: list[float]) -> tuple[list[int], dict
     return keep, left_out
 
 
+def _per_task_ci(lists, n: int, n_resamples: int) -> list[dict]:
+    """Per task, ``metrics.mean_ci`` over the runs' values (lists of None where a run has
+    none)."""
+    return [metrics.mean_ci([x[j] for x in lists if x is not None and len(x) > j],
+                            n_resamples) for j in range(n)]
+
+
+def _normalised_aggregate(done: list[dict], matrix: str, games: list[tuple[int, str]],
+                          n_resamples: int) -> dict:
+    """rliable's aggregate of one normalisation's final scores: {"games", "iqm", "mean"
+    (``metrics.aggregate_scores`` over complete runs x ``games``), "scores", "per_game"
+    (``metrics.mean_ci`` over the runs per game)}."""
+    scores = [[rr[matrix][-1][j] for j, _ in games] for rr in done]
+    agg = metrics.aggregate_scores(scores if games else np.zeros((len(done), 0)), n_resamples)
+    return {"games": [g for _, g in games], "iqm": agg["iqm"], "mean": agg["mean"],
+            "scores": scores,
+            "per_game": [metrics.mean_ci([s[k] for s in scores], n_resamples)
+                         for k in range(len(games))]}
+
+
 def group_metrics(rows: list[dict], refs: dict, keeps: dict, n_tasks: int,
+                  norm_games: dict | None = None,
                   n_resamples: int = metrics.BOOTSTRAP_RESAMPLES) -> dict:
     """One group's estimates. ``rows``: its runs as in the report; ``refs`` / ``keeps``: per
     evaluation kind ("score", "score_sampled"), fine-tuning's best score per game and the
-    games in the aggregate. For greedy and, where its runs have them, sampled evaluations:
-    "iqm" and "mean_normalised_score" (``metrics.aggregate_scores`` over its complete runs x
-    kept games), those "normalised_scores" (complete runs x kept games), Figure 7 after each
-    task, S and P, each {"mean", "ci95", "n"} over its seeds."""
+    games in the aggregate; ``norm_games``: per (kind, "human" or "random") the games
+    [(index, name)] with that normalised score. For greedy and, where its runs have them,
+    sampled evaluations: "iqm" and "mean_normalised_score" (``metrics.aggregate_scores`` over
+    its complete runs x kept games), those "normalised_scores" (complete runs x kept games)
+    and "normalised_scores_per_game" (their mean over seeds per kept game); Figure 7 after
+    each task, S and P, each {"mean", "ci95", "n"} over its seeds; "human_normalised" and
+    "random_normalised" (``_normalised_aggregate``); "forgetting" ({"mean", "per_task"}, and
+    so for "normalised" and "human_normalised") and "forward_transfer" ({"mean",
+    "per_task"}), each ``mean_ci`` over its seeds."""
     out = {}
     for key, (matrix, suffix) in VARIANTS.items():
         if suffix and not any(rr[matrix] for rr in rows):
@@ -147,6 +362,8 @@ def group_metrics(rows: list[dict], refs: dict, keeps: dict, n_tasks: int,
         out[f"iqm{suffix}"] = agg["iqm"]
         out[f"mean_normalised_score{suffix}"] = agg["mean"]
         out[f"normalised_scores{suffix}"] = scores
+        out[f"normalised_scores_per_game{suffix}"] = [
+            metrics.mean_ci([s[k] for s in scores], n_resamples) for k in range(len(keep))]
         nar = f"normalised_accumulated_reward{suffix}"
         out[nar] = [metrics.mean_ci([rr[nar][i] for rr in rows if len(rr[nar]) > i],
                                     n_resamples)
@@ -154,10 +371,40 @@ def group_metrics(rows: list[dict], refs: dict, keeps: dict, n_tasks: int,
         for m in ("stability", "plasticity"):
             out[f"{m}{suffix}"] = metrics.mean_ci([rr[f"{m}{suffix}"] for rr in rows],
                                                   n_resamples)
+        for kind in ("human", "random"):
+            out[f"{kind}_normalised{suffix}"] = _normalised_aggregate(
+                done, f"{kind}_normalised_matrix{suffix}",
+                (norm_games or {}).get((key, kind), []), n_resamples)
+        fg = [rr[f"forgetting{suffix}"] for rr in rows]
+        out[f"forgetting{suffix}"] = {
+            "mean": metrics.mean_ci([f["mean"] for f in fg], n_resamples),
+            "per_task": _per_task_ci([f["per_task"] for f in fg], n_tasks - 1, n_resamples),
+            **{part: {"mean": metrics.mean_ci([f[part]["mean"] for f in fg], n_resamples),
+                      "per_task": _per_task_ci([f[part]["per_task"] for f in fg],
+                                               n_tasks - 1, n_resamples)}
+               for part in ("normalised", "human_normalised")}}
+        ft = [rr[f"forward_transfer{suffix}"] for rr in rows]
+        out[f"forward_transfer{suffix}"] = {
+            "mean": metrics.mean_ci([f["mean"] for f in ft], n_resamples),
+            "per_task": _per_task_ci([f["per_task"] for f in ft], n_tasks, n_resamples)}
+    return out
+
+
+def normalised_games(tasks: list[str], scores: dict, refs: dict) -> dict:
+    """Per (evaluation kind, "human" / "random"): the games [(index, name)] with that
+    normalised score: a published human score; a published random score below Figure 7's
+    reference."""
+    out = {}
+    for key in VARIANTS:
+        out[(key, "human")] = [(j, t) for j, t in enumerate(tasks) if t in scores["human"]]
+        out[(key, "random")] = [(j, t) for j, t in enumerate(tasks) if t in scores["random"]
+                                and np.isfinite(refs[key][j])
+                                and refs[key][j] > scores["random"][t]]
     return out
 
 
 def groups(runs: list[dict], rep_runs: list[dict], refs: dict, tasks: list[str],
+           norm_games: dict | None = None,
            n_resamples: int = metrics.BOOTSTRAP_RESAMPLES) -> list[dict]:
     """The report's groups: {"method", "label", "hyperparameters", "varied", "runs" (paths),
     "complete_runs" (those with a full greedy reward matrix: the ones in the aggregate),
@@ -174,28 +421,39 @@ def groups(runs: list[dict], rep_runs: list[dict], refs: dict, tasks: list[str],
                     "runs": [rr["run"] for rr in rows],
                     "complete_runs": [rr["run"] for rr in rows
                                       if len(rr["reward_matrix"]) == len(tasks)],
-                    **group_metrics(rows, refs, keeps, len(tasks), n_resamples)})
+                    **group_metrics(rows, refs, keeps, len(tasks), norm_games, n_resamples)})
     return out
 
 
-def rl_report(runs: list[dict], window: int = TRAINING_WINDOW) -> dict:
+def rl_report(runs: list[dict], window: int = TRAINING_WINDOW,
+              reference_window: int = REFERENCE_WINDOW, single: list[dict] = ()) -> dict:
     """The report of runs of one stream, as ``report.load_runs`` gives them (one or more of them
     fine-tuning): Figure 7 from greedy evaluations and, where the runs have them, from
-    sampled-action ones (each normalised by fine-tuning's best score of the same kind). Runs
-    still in training are reported as far as they got (a task fine-tuning has not reached yet
-    has no reference, so its normalised reward is NaN). With several fine-tuning runs (seeds),
-    a task's reference is the maximum reward any of them obtained. Runs are grouped by method
-    and hyperparameters (``groups``; "summary" and the runs' "group" use the group labels);
-    "aggregate_games" / "aggregate_left_out" say which games the groups' IQM and mean
-    cover."""
+    sampled-action ones (each normalised by fine-tuning's best score of the same kind, or its
+    best mean of ``reference_window`` consecutive evaluations). Runs still in training are
+    reported as far as they got (a task fine-tuning has not reached yet has no reference, so
+    its normalised reward is NaN). With several fine-tuning runs (seeds), a task's reference is
+    the maximum reward any of them obtained. ``single``: single-task runs from scratch (one
+    game of the stream each, loaded as the runs), forward transfer's reference; fine-tuning
+    where a game has none. Runs are grouped by method and hyperparameters (``groups``;
+    "summary" and the runs' "group" use the group labels); "aggregate_games" /
+    "aggregate_left_out" say which games the groups' IQM and mean cover, "figure7_left_out"
+    which games Figure 7's sum leaves out."""
     tasks = runs[0]["tasks"]
     fts = [r for r in runs if r["_method"] == "finetune"]
-    rep = {"tasks": tasks, "finetune_runs": [ft["_path"] for ft in fts]}
+    scores = reference_scores(benchmark(runs), tasks)
+    rep = {"tasks": tasks, "finetune_runs": [ft["_path"] for ft in fts],
+           "figure7_reference": {"window": reference_window,
+                                 "rule": reference_rule(reference_window)},
+           "reference_scores": scores, "single_task_runs": [s["_path"] for s in single]}
     refs = {}
     for key, (_, suffix) in VARIANTS.items():
-        ref = np.max([finetune_max_rewards(ft, len(tasks), key) for ft in fts], 0).tolist()
+        ref = np.max([finetune_max_rewards(ft, len(tasks), key, reference_window)
+                      for ft in fts], 0).tolist()
         refs[key] = ref
         rep[f"finetune_max_reward{suffix}"] = [v if np.isfinite(v) else None for v in ref]
+    ft_refs, rep["forward_transfer_reference"] = forward_transfer_references(tasks, fts,
+                                                                             list(single))
     rep["runs"] = []
     for r in runs:
         rr = {"run": r["_path"], "label": r["_label"], "method": r["_method"],
@@ -207,6 +465,10 @@ def rl_report(runs: list[dict], window: int = TRAINING_WINDOW) -> dict:
             rr[f"normalised_accumulated_reward{suffix}"] = \
                 metrics.normalised_accumulated_reward(R, refs[key]) if R else []
             rr[f"normalised_accumulated_reward{suffix}_curve"] = nar_curve(r, key, refs[key])
+            rr[f"human_normalised_matrix{suffix}"], rr[f"random_normalised_matrix{suffix}"] = \
+                normalised_matrices(R, tasks, scores, refs[key])
+            rr[f"forgetting{suffix}"] = run_forgetting(R, tasks, refs[key], scores)
+            rr[f"forward_transfer{suffix}"] = run_forward_transfer(r, key, tasks, ft_refs)
         for key, (matrix, suffix) in VARIANTS.items():
             R = rr[matrix]
             ps = metrics.rl_plasticity_stability(R, [ft.get(matrix) or [] for ft in fts]) \
@@ -222,13 +484,14 @@ def rl_report(runs: list[dict], window: int = TRAINING_WINDOW) -> dict:
                                                   tasks, window)
         rep["runs"].append(rr)
     rep["training_window"] = window
-    rep["groups"] = groups(runs, rep["runs"], refs, tasks)
+    rep["groups"] = groups(runs, rep["runs"], refs, tasks, normalised_games(tasks, scores, refs))
     for key, (matrix, suffix) in VARIANTS.items():
         if suffix and not any(rr[matrix] for rr in rep["runs"]):
             continue
         keep, left_out = aggregate_games(tasks, refs[key])
         rep[f"aggregate_games{suffix}"] = [tasks[j] for j in keep]
         rep[f"aggregate_left_out{suffix}"] = left_out
+        rep[f"figure7_left_out{suffix}"] = figure7_left_out(tasks, refs[key])
     rep["confidence_intervals"] = CI_NOTE
     rep["summary"] = summary(rep["runs"], len(tasks))
     return rep
@@ -295,8 +558,9 @@ def _nar_table(rep: dict, suffix: str, what: str) -> list[str]:
     w = _width(rep)
     ref = ", ".join(f"{t} {m:.4g}" for t, m in zip(tasks, rep[f"finetune_max_reward{suffix}"])
                     if m is not None)
-    lines = [f"normalised accumulated reward after each task ({what}; reference: fine-tuning's "
-             f"best score per task = {ref or 'none yet'})"]
+    rule = (rep.get("figure7_reference") or {}).get("rule", reference_rule(REFERENCE_WINDOW))
+    lines = [f"normalised accumulated reward after each task ({what}; reference: {rule} per "
+             f"task = {ref or 'none yet'})"]
     head = f"{'run':<28}{'method':<{w}}" + "".join(f"{t[:11]:>12}" for t in tasks)
     lines += [head, "-" * len(head)]
     for rr in rep["runs"]:
@@ -308,6 +572,88 @@ def _nar_table(rep: dict, suffix: str, what: str) -> list[str]:
                 sm[f"normalised_accumulated_reward{suffix}_std"]
             lines.append(f"{'mean +- std (seeds)':<28}{group:<{w}}" + "".join(
                 f"{f'{m:.2f}+-{d:.2f}':>12}" for m, d in zip(mean, std)))
+    left = rep.get(f"figure7_left_out{suffix}") or {}
+    if left:
+        lines.append("left out of the sum (no ratio to a non-positive reference; see its "
+                     "random-normalised score): " + "; ".join(f"{t} ({why})"
+                                                              for t, why in left.items()))
+    return lines
+
+
+def _cells(values, fmt: str = ".3f", width: int = 12) -> str:
+    return "".join(f"{'-':>{width}}" if v is None or not np.isfinite(v) else
+                   f"{v:>{width}{fmt}}" for v in values)
+
+
+def _normalised_scores_table(rep: dict, suffix: str, what: str) -> list[str]:
+    """Per group: the human- and random-normalised final scores of its complete runs, IQM and
+    mean [95% CI] over runs x games, and the mean over seeds per game."""
+    sc = rep.get("reference_scores") or {}
+    lines = [f"normalised scores per game ({what}; final reward-matrix row of the complete "
+             f"runs, mean over seeds per game):"]
+    if not sc.get("human"):
+        return lines + [f"  {sc.get('note') or 'no published random or human scores'}"]
+    lines.append(f"  random and human scores: {sc['source']}"
+                 + (f"; {sc['note']}" if sc.get("note") else ""))
+    w = max([20] + [len(g["label"]) + 2 for g in rep["groups"]])
+    for kind, formula in (("human", "(score - random) / (human - random)"),
+                          ("random", "(score - random) / (fine-tuning's best - random)")):
+        games = next((g[f"{kind}_normalised{suffix}"]["games"] for g in rep["groups"]), [])
+        lines.append(f"{kind}-normalised {formula}" + ("" if games else ": no game has one"))
+        if not games:
+            continue
+        head = f"{'group':<{w}}{'runs':>6}{'IQM [95% CI]':>{CELL}}{'mean [95% CI]':>{CELL}}" + \
+            "".join(f"{t[:11]:>12}" for t in games)
+        lines += [head, "-" * len(head)]
+        for g in rep["groups"]:
+            a = g[f"{kind}_normalised{suffix}"]
+            lines.append(f"{g['label']:<{w}}{len(a['scores']):>6}"
+                         f"{metrics.interval_text(a['iqm']['iqm'], a['iqm']['ci95']):>{CELL}}"
+                         f"{metrics.interval_text(a['mean']['mean'], a['mean']['ci95']):>{CELL}}"
+                         + _cells([e["mean"] for e in a["per_game"]]))
+    return lines
+
+
+def _forgetting_transfer_table(rep: dict, suffix: str, what: str) -> list[str]:
+    """Per group: mean forgetting (raw, normalised) and forward transfer [95% CI] over its
+    seeds; per run: forgetting and forward transfer per game."""
+    tasks = rep["tasks"]
+    refs = rep.get("forward_transfer_reference") or {}
+    kinds = set(refs.values())
+    ref_text = next(iter(kinds)) if len(kinds) == 1 else \
+        "; ".join(f"{t}: {v}" for t, v in refs.items())
+    lines = [f"forgetting and forward transfer ({what}):",
+             "  forgetting of task j = its best score after it was learned minus its final "
+             "one, max_{i>=j} R[i][j] - R[T-1][j], tasks but the last; normalised: over "
+             "Figure 7's reference of the game",
+             "  forward transfer FT_j = (AUC_j - AUC_ref_j) / (1 - AUC_ref_j) (Continual World) "
+             "of the evaluation curve during task j's own training, scores scaled to [0, 1] "
+             "by the lowest and highest of the compared curves",
+             f"  reference of FT: {ref_text or 'none'}"]
+    w = max([20] + [len(g["label"]) + 2 for g in rep["groups"]])
+    # the mean of raw forgetting would add up games of other scales: per game below only
+    head = f"{'group':<{w}}{'runs':>6}" + "".join(
+        f"{c:>{CELL + 2}}" for c in ("forgetting, normalised [CI]",
+                                     "forgetting, human-norm. [CI]", "FT [95% CI]"))
+    lines += [head, "-" * len(head)]
+    for g in rep["groups"]:
+        f, ft = g[f"forgetting{suffix}"], g[f"forward_transfer{suffix}"]
+        lines.append(f"{g['label']:<{w}}{len(g['runs']):>6}" + "".join(
+            f"{metrics.interval_text(e['mean'], e['ci95']):>{CELL + 2}}"
+            for e in (f["normalised"]["mean"], f["human_normalised"]["mean"], ft["mean"])))
+    lines.append(f"{'run':<28}{'':<6}" + "".join(f"{t[:11]:>12}" for t in tasks))
+    for rr in rep["runs"]:
+        f, ft = rr[f"forgetting{suffix}"], rr[f"forward_transfer{suffix}"]
+        if f["per_task"] is not None:
+            lines.append(f"{rr['label'][:27]:<28}{'forg.':<6}"
+                         + _cells(f["per_task"] + [None], ".4g"))
+            lines.append(f"{'':<28}{'norm.':<6}" + _cells(f["normalised"]["per_task"] + [None]))
+        lines.append(f"{rr['label'][:27] if f['per_task'] is None else '':<28}{'FT':<6}"
+                     + _cells(ft["per_task"]))
+    why = {t: w for rr in rep["runs"] for t, w in rr[f"forward_transfer{suffix}"][
+        "why_missing"].items() if w != "the run has not finished this task"}
+    if why:
+        lines.append("  no FT: " + "; ".join(f"{t}: {w}" for t, w in why.items()))
     return lines
 
 
@@ -371,8 +717,10 @@ def _reward_matrix_lines(rep: dict) -> list[str]:
 def format_rl(rep: dict) -> str:
     """The text table of a report ``rl_report`` made: the groups with their estimates and 95%
     CIs (greedy, then sampled where there is any; where the report has groups), Figure 7 after
-    each task per run (greedy, then sampled), S and P where any run has them, each run's
-    progress and last evaluation, the training-score windows, and the reward matrices."""
+    each task per run (greedy, then sampled) with the games its sum leaves out, the human- and
+    random-normalised scores and forgetting and forward transfer per group and game, S and P
+    where any run has them, each run's progress and last evaluation, the training-score
+    windows, and the reward matrices."""
     lines = []
     if rep.get("groups"):
         lines += _groups_table(rep, "", "greedy actions: the paper's protocol")
@@ -382,6 +730,12 @@ def format_rl(rep: dict) -> str:
     lines += _nar_table(rep, "", "Figure 7, greedy actions: the paper's protocol")
     if any(rr["reward_matrix_sampled"] for rr in rep["runs"]):
         lines += [""] + _nar_table(rep, "_sampled", "sampled actions")
+    if rep.get("groups") and "reference_scores" in rep:
+        for suffix, what in (("", "greedy"), ("_sampled", "sampled")):
+            if suffix and not any(rr["reward_matrix_sampled"] for rr in rep["runs"]):
+                continue
+            lines += [""] + _normalised_scores_table(rep, suffix, what)
+            lines += [""] + _forgetting_transfer_table(rep, suffix, what)
     if any(rr["stability"] is not None or rr["plasticity"] is not None for rr in rep["runs"]):
         lines += _stability_plasticity_table(rep)
     lines += _progress_lines(rep)

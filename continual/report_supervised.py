@@ -2,12 +2,15 @@
 dict) and its text table (``format_supervised``), each usable alone.
 
 Per run: average accuracy, plasticity P and stability S (eq. 15-16, the fine-tuning run as
-A*), backward transfer, regularisation memory relative to EWC (Figure 6: regularisation state,
-which includes the stored model, plus the model being trained), time per task. Runs are
-pooled into groups (``metrics.group_runs``: a method and its hyperparameters, seeds pooled,
-different hyperparameters never): per group the mean and std over its seeds ("summary",
-keyed by the group's label) and, in "groups", average accuracy, P, S and BWT with
-percentile-bootstrap 95% CIs over its seeds; "lam_sweeps": Figure 5 over lam.
+A*), backward transfer, forgetting (Mammoth's, ``metrics.forgetting``) and forward transfer
+(Mammoth's and Avalanche's, ``metrics.forward_transfer_before``: the accuracy on a task
+before its training minus a random-init model's, here chance level 1/classes),
+regularisation memory relative to EWC (Figure 6: regularisation state, which includes the
+stored model, plus the model being trained), time per task. Runs are pooled into groups
+(``metrics.group_runs``: a method and its hyperparameters, seeds pooled, different
+hyperparameters never): per group the mean and std over its seeds ("summary", keyed by the
+group's label) and, in "groups", average accuracy, P, S, BWT, forgetting and forward transfer
+with percentile-bootstrap 95% CIs over its seeds; "lam_sweeps": Figure 5 over lam.
 """
 from __future__ import annotations
 
@@ -53,6 +56,56 @@ def plasticity_reference(ft_runs: list[dict], run_seed, n_tasks: int):
     return metrics.mean_diagonal([r["accuracy_matrix"] for r in use], n_tasks), how
 
 
+FWT_REFERENCE = ("the untrained model's accuracy on each task (results.json before_training."
+                 "random_init), as Mammoth and Avalanche subtract; chance level 1/classes for "
+                 "runs without it")
+NO_FWT = ("task j was not evaluated before its training (results.json has no before_training: "
+          "a run made before the trainer recorded it)")
+
+
+def chance_levels(r: dict, n_tasks: int) -> list[float | None]:
+    """1/classes per task, from results.json's stream description; None where unknown."""
+    tasks = ((r.get("stream") or {}).get("tasks")) or []
+    return [1.0 / tasks[j]["num_classes"] if j < len(tasks) and tasks[j].get("num_classes")
+            else None for j in range(n_tasks)]
+
+
+def run_forgetting(A, n_tasks: int) -> dict:
+    """{"matrix": ``metrics.forgetting_matrix``, "per_task": ``metrics.forgetting`` (tasks but
+    the last; None until the run is complete), "mean": Mammoth's forgetting}."""
+    complete = len(A) == n_tasks and n_tasks > 1
+    per = metrics.forgetting(A) if complete else None
+    return {"matrix": metrics.forgetting_matrix(A) if A else [], "per_task": per,
+            "mean": float(np.mean(per)) if per else None}
+
+
+def run_forward_transfer(r: dict, n_tasks: int) -> dict:
+    """{"per_task": ``metrics.forward_transfer_before`` against chance level (entry 0 None),
+    "mean" over j >= 1 (Mammoth's and Avalanche's; None unless every such task has one),
+    "reference" (its description), "reference_values", "why_missing" (None if every task
+    j >= 1 has one)}."""
+    A, chance = r["accuracy_matrix"], chance_levels(r, n_tasks)
+    before = r.get("before_training")
+    if before:      # the trainer's record: A[j-1][j] and the untrained model's scores
+        A = [list(row) + ([before["score"][i + 1]] if i + 1 < n_tasks and
+                          before["score"][i + 1] is not None else []) for i, row in enumerate(A)]
+        chance = before["random_init"]
+    per = metrics.forward_transfer_before(A, chance)
+    per += [None] * (n_tasks - len(per))            # tasks not reached yet
+    xs = [v for v in per[1:] if v is not None]
+    why = None
+    if len(xs) < n_tasks - 1:
+        if not any(len(A[j - 1]) > j for j in range(1, len(A))):
+            why = NO_FWT
+        elif all(c is None for c in chance):
+            why = "results.json has no class counts (stream.tasks[].num_classes)"
+        else:
+            why = "some tasks were not evaluated before their training, not reached yet or " \
+                  "have no class count"
+    return {"per_task": per, "mean": float(np.mean(xs)) if xs and not why else None,
+            "reference": FWT_REFERENCE, "reference_values": chance, "why_missing": why}
+
+
 def supervised_report(runs: list[dict]) -> dict:
     """The report of runs of one stream, as ``report.load_runs`` gives them (one or more of them
     fine-tuning): {"tasks", "runs": per-run metrics, "summary": per method}. A run that
@@ -78,8 +131,10 @@ def supervised_report(runs: list[dict]) -> dict:
             "plasticity_reference": ref_from,
             "stability": metrics.stability(A) if complete else None,
             "bwt": metrics.backward_transfer(A) if complete else None,
+            "forgetting": run_forgetting(A, len(tasks)),
+            "forward_transfer": run_forward_transfer(r, len(tasks)),
             "regularizer_memory_bytes": r["regularizer_memory_bytes"],
-            "relative_memory": mem / ewc_mem[0] if ewc_mem else None,
+            "relative_memory": mem / ewc_mem[0] if ewc_mem and ewc_mem[0] else None,
             "sparsity": r.get("sparsity"), "used_capacity": r.get("used_capacity"),
             "seconds_per_task": float(np.mean(r["task_seconds"])) if r.get("task_seconds") else None,
         })
@@ -93,7 +148,8 @@ def supervised_report(runs: list[dict]) -> dict:
         for k in CI_METRICS:
             sm[g["label"]][k + "_ci95"] = g[k]["ci95"]
     return {"tasks": tasks, "runs": per_run, "groups": gs, "confidence_intervals": CI_NOTE,
-            "lam_sweeps": lam_sweeps(gs), "summary": sm}
+            "forward_transfer_reference": FWT_REFERENCE, "lam_sweeps": lam_sweeps(gs),
+            "summary": sm}
 
 
 def lam_sweeps(gs: list[dict]) -> dict:
@@ -122,9 +178,16 @@ def lam_sweeps(gs: list[dict]) -> dict:
 def group_metrics(prs: list[dict], n_resamples: int = metrics.BOOTSTRAP_RESAMPLES) -> dict:
     """One group's average accuracy, P (eq. 15), S (eq. 16) and BWT over its complete runs
     (seeds), each {"mean", "ci95": percentile bootstrap [lo, hi] of the mean, None with one
-    run, "n"}, and its average-accuracy curve (Figure 3) per tasks learned, likewise."""
+    run, "n"}, its average-accuracy curve (Figure 3) per tasks learned, likewise, and its
+    "forgetting" and "forward_transfer": {"mean", "per_task"} of such estimates."""
     out = {k: metrics.mean_ci([p[k] for p in prs], n_resamples) for k in CI_METRICS}
     T = max((len(p["average_accuracy_curve"]) for p in prs), default=0)
+    n_tasks = len(prs[0]["forward_transfer"]["per_task"])
+    for k, n in (("forgetting", n_tasks - 1), ("forward_transfer", n_tasks)):
+        lists = [p[k]["per_task"] for p in prs]
+        out[k] = {"mean": metrics.mean_ci([p[k]["mean"] for p in prs], n_resamples),
+                  "per_task": [metrics.mean_ci([x[j] for x in lists if x is not None],
+                                               n_resamples) for j in range(n)]}
     out["average_accuracy_curve"] = [
         metrics.mean_ci([p["average_accuracy_curve"][i] for p in prs
                          if len(p["average_accuracy_curve"]) > i], n_resamples)
@@ -181,4 +244,29 @@ def format_supervised(rep: dict) -> str:
     if with_ci:
         lines.append(f"(groups: runs of one method and hyperparameters, seeds pooled; [lo, hi]: "
                      f"{rep.get('confidence_intervals', CI_NOTE)}; [-]: one run, no interval)")
+    if rep.get("groups") and "forgetting" in rep["groups"][0]:
+        lines += [""] + _forgetting_transfer_lines(rep)
     return "\n".join(lines)
+
+
+def _forgetting_transfer_lines(rep: dict) -> list[str]:
+    """Per group: forgetting and forward transfer [95% CI] over its seeds, with their
+    definitions and why forward transfer is missing where it is."""
+    gs = rep["groups"]
+    w = max([20] + [len(g["label"]) + 2 for g in gs])
+    lines = ["forgetting (Mammoth: mean over tasks but the last of max_{i>=j} A[i][j] - "
+             "A[T-1][j]; Avalanche's A[j][j] - A[T-1][j] is -BWT) and forward transfer "
+             "(Mammoth, Avalanche: mean over j >= 1 of A[j-1][j] - the random-init model's "
+             "accuracy on task j)",
+             f"  FWT reference: {rep.get('forward_transfer_reference', FWT_REFERENCE)}"]
+    head = f"{'group':<{w}}{'runs':>5}{'forgetting [95% CI]':>{CELL}}{'FWT [95% CI]':>{CELL}}"
+    lines += [head, "-" * len(head)]
+    for g in gs:
+        f, t = g["forgetting"]["mean"], g["forward_transfer"]["mean"]
+        lines.append(f"{g['label']:<{w}}{len(g['runs']):>5}"
+                     f"{metrics.interval_text(f['mean'], f['ci95']):>{CELL}}"
+                     f"{metrics.interval_text(t['mean'], t['ci95']):>{CELL}}")
+    why = {r["forward_transfer"]["why_missing"] for r in rep["runs"]} - {None}
+    if why:
+        lines.append("  no FWT: " + "; ".join(sorted(why)))
+    return lines

@@ -41,6 +41,15 @@ class AtariMachine:
     threads: int = knob(0, "torch CPU threads (0: torch's default)")
     env_threads: int = knob(0, "ALE emulator threads (0: min(num_envs, cores); MinAtar: unused)")
     progress: bool = knob(True, "show a progress bar", flag="no-progress")
+    # A machine setting: videos are outputs only (filming draws no randomness and changes
+    # nothing of the run), so they may be switched on or off at a --resume, and two runs that
+    # differ only in them are the same run to a study's grouping.
+    capture_video: bool = knob(False, "at each task end, film one evaluation game of every "
+                                      "seen game into videos/task<t>-<game>.mp4")
+
+    def __post_init__(self):
+        if not isinstance(self.capture_video, bool):
+            raise ValueError(f"capture_video={self.capture_video!r} must be true or false")
 
 
 @dataclass
@@ -480,7 +489,8 @@ def build(config):
         per_unit = config.ppo.batch_size
         schedule = Schedule(eval_every=max(1, config.eval_every // per_unit)
                             if config.eval_every else 0,
-                            checkpoint_every=config.checkpoint_every)
+                            checkpoint_every=config.checkpoint_every,
+                            capture_video=m.capture_video)
     else:
         from agents.classifier import ClassifierLearner
         from envs.vision import make_stream

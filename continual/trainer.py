@@ -9,7 +9,11 @@
         reg.end_task(t, *learner.importance_data(t))
         row t of the matrix = learner.evaluate(j) for j <= t; checkpoint; results.json; plots
 
-The trainer never knows which regularizer or learner it runs. Interruption: Ctrl-C or SIGTERM
+The trainer never knows which regularizer or learner it runs. Where the learner has them
+(``agents.base.GameLearner``), it also logs the dormant units at every evaluation (periodic
+ones and the task end, measured on the network as trained, before ``reg.end_task`` changes
+it), and with ``Schedule.capture_video`` films one evaluation game of every seen task at each
+task end into ``videos/task<t>-<name>.mp4``. Interruption: Ctrl-C or SIGTERM
 finishes the current unit, saves a checkpoint and stops (a second Ctrl-C stops at once, without
 saving); ``resume=True`` continues from the last checkpoint and repeats the uninterrupted run
 exactly. Each session of a run (the first, every resume) is recorded in ``results.json`` under
@@ -26,6 +30,8 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
+from agents.base import GameLearner
+
 from . import metrics, provenance
 from .runfolder import CHECKPOINT_FORMAT, RunError, RunFolder, write_json
 
@@ -38,6 +44,7 @@ class NaNLossError(RuntimeError):
 class Schedule:
     eval_every: int = 0          # units between evaluations of all seen tasks (0: task ends only)
     checkpoint_every: int = 0    # units between periodic checkpoints (0: task ends only)
+    capture_video: bool = False  # film one evaluation game per seen task at each task end
 
 
 def _rng_state() -> dict:
@@ -69,6 +76,8 @@ class ContinualTrainer:
             "matrices": {},           # key -> list of rows
             "curve": [],              # periodic evaluations
             "task_metrics": [],       # regularizer's per-task metrics (AGS-CL: sparsity, ...)
+            "dormant": [],            # dormant units at every evaluation (GameLearner)
+            "videos": [],             # the filmed games (capture_video)
             "memory_bytes": [],       # regularizer state size after each task
             "task_seconds": [],
             "elapsed": 0.0,
@@ -146,6 +155,11 @@ class ContinualTrainer:
                     if len(main) == len(self.tasks) else None
                 out["average_accuracy_curve"] = out["average_score_curve"]
         out["eval_curve"] = s["curve"]
+        if "random_init" in s:
+            out["before_training"] = {"random_init": s["random_init"],
+                                      "score": s["before_training"]}
+        out["dormant"] = s.get("dormant", [])
+        out["videos"] = s.get("videos", [])
         out["regularizer"] = getattr(self.reg, "name", type(self.reg).__name__)
         out["regularizer_memory_bytes"] = s["memory_bytes"][-1] if s["memory_bytes"] \
             else self.reg.memory_bytes()
@@ -209,6 +223,11 @@ class ContinualTrainer:
     def _loop(self, bar) -> dict:
         s, L, reg, sch = self.state, self.learner, self.reg, self.schedule
         w = self.writer
+        if getattr(L, "evaluates_unseen", False) and s["global_step"] == 0 and s["task"] == 0:
+            # forward transfer's inputs (Mammoth, Avalanche): the untrained model's score on
+            # every task, and below each task's score just before its training
+            s["random_init"] = [float(L.evaluate(j)["score"]) for j in range(len(self.tasks))]
+            s["before_training"] = [None] * len(self.tasks)
         while s["task"] < len(self.tasks):
             t = s["task"]
             name = self.tasks[t]
@@ -265,15 +284,20 @@ class ContinualTrainer:
                         return self.results()
             # end of task: restore best weights -> regularizer -> evaluate all seen tasks
             L.end_task(t)
+            dormant = self._dormant(t, s["global_step"], task_end=True)
             batches, loss_fn = L.importance_data(t)
             reg.end_task(t, batches, loss_fn)
             rows = self._evaluate_seen(t)
+            if "before_training" in s and t + 1 < len(self.tasks):
+                s["before_training"][t + 1] = float(L.evaluate(t + 1)["score"])
             for k, row in rows.items():
                 s["matrices"].setdefault(k, []).append(row)
                 for j, v in enumerate(row):
                     w.add_scalar(f"eval_{k}/{self.tasks[j]}", v, s["global_step"])
             s["curve"].append({"step": s["global_step"], "task": t, "unit": s["unit"],
                                "task_end": True, **rows})
+            if sch.capture_video:
+                self._capture_videos(t)
             tm = reg.task_metrics()
             s["task_metrics"].append(tm)
             for k, v in tm.items():
@@ -282,7 +306,11 @@ class ContinualTrainer:
             s["task_seconds"].append(time.perf_counter() - task_start)
             bar.write(f"task {t + 1}/{len(self.tasks)} {name} done: "
                       + ", ".join(f"{self.tasks[j]} {v:.4g}" for j, v in enumerate(rows["score"]))
-                      + (f" | {', '.join(f'{k} {v:.3f}' for k, v in tm.items())}" if tm else ""))
+                      + (f" | {', '.join(f'{k} {v:.3f}' for k, v in tm.items())}" if tm else "")
+                      + (" | dormant " + ", ".join(f"{k} {v:.3f}" for k, v in
+                                                   dormant["layers"]["all"].items()
+                                                   if k.startswith("tau") and "_" not in k)
+                         if dormant else ""))
             s["task"] += 1
             s["unit"] = 0
             s["task_clock"] = 0.0
@@ -304,3 +332,38 @@ class ContinualTrainer:
         for k, row in rows.items():
             for j, v in enumerate(row):
                 self.writer.add_scalar(f"eval_{k}/{self.tasks[j]}", v, gs)
+        self._dormant(t, gs, task_end=False)
+
+    def _dormant(self, t: int, gs: int, task_end: bool) -> dict | None:
+        """The learner's dormant units (Sokar et al., 2023) -> results' ``dormant`` and
+        TensorBoard ``dormant/<layer>/tau0``, ``.../tau0.025``, ``.../g0``, ``.../tau0_g0``."""
+        if not isinstance(self.learner, GameLearner):
+            return None
+        rec = self.learner.dormant_units(t, self.reg)
+        if rec is None:
+            return None
+        self.state.setdefault("dormant", []).append(
+            {"step": gs, "task": t, "unit": self.state["unit"], "task_end": task_end, **rec})
+        for layer, stats in rec["layers"].items():
+            for k, v in stats.items():
+                if k != "units":
+                    self.writer.add_scalar(f"dormant/{layer}/{k}", v, gs)
+        return rec
+
+    def _capture_videos(self, t: int) -> None:
+        """One evaluation game of every task seen so far, filmed (a failed video is a warning:
+        it must never lose a run)."""
+        if not isinstance(self.learner, GameLearner):
+            print(f"warning: capture_video: {type(self.learner).__name__} cannot film its "
+                  f"tasks; no videos")
+            return
+        folder = self.run_folder.path / "videos"
+        for j in range(t + 1):
+            name = f"task{t}-{self.tasks[j]}.mp4"
+            try:
+                score = self.learner.record_video(j, folder / name)
+            except Exception as e:
+                print(f"warning: the video {folder / name} failed: {type(e).__name__}: {e}")
+                continue
+            self.state.setdefault("videos", []).append(
+                {"task": t, "game": self.tasks[j], "path": f"videos/{name}", "score": float(score)})

@@ -26,6 +26,10 @@ steps skipped.
 Evaluation (``evaluate``) runs separate environments: full games (no life-loss termination, no
 reward clipping), one seeded episode per sub-environment, an episode cap, greedy or sampled
 actions from its own ``numpy`` generator (the global torch/numpy RNGs are never touched).
+``evaluate(..., video=paths)`` also films each game: ALE's 210x160 RGB screen, one frame per
+agent step, from a twin emulator with RGB output (``make_eval_env(..., screen=True)``) that
+plays the same seeded games with the same actions, so the agent's observations stay exactly
+the eval env's.
 
 This module imports nothing from ``agents``, ``regularizers`` or ``continual``.
 """
@@ -46,6 +50,8 @@ NUM_ACTIONS: dict[str, int] = {"StarGunner": 18, "Boxing": 18, "VideoPinball": 9
 FRAMESKIP = 4
 OBS_SHAPE = (4, 84, 84)
 MAX_EPISODE_FRAMES = 108_000          # 30 minutes of play, the usual ALE cap
+SCREEN = (210, 160)                   # ALE's RGB screen (height, width), filmed by evaluate
+VIDEO_FPS = 60 / FRAMESKIP            # one frame per agent step: real time
 
 
 def _rom_id(game: str) -> str:
@@ -104,17 +110,23 @@ def num_actions(game: str) -> int:
 
 
 def _vector_env(game: str, num_envs: int, num_threads: int, life_loss: bool,
-                max_frames: int):
+                max_frames: int, screen: bool = False):
+    """The stream's ALE vector env. ``screen``: the same emulation (seeding, no-ops, frame
+    skip, FIRE reset, episode cap) returning the last raw RGB screen (N, 1, 210, 160, 3) of
+    each step instead of the agent's observation; image options do not touch the emulator,
+    so with one seed and the same actions it plays the same games (checked in the tests)."""
     from ale_py.vector_env import AtariVectorEnv
     from gymnasium.vector import AutoresetMode
+    image = dict(img_height=SCREEN[0], img_width=SCREEN[1], grayscale=False, stack_num=1,
+                 maxpool=False) if screen else \
+        dict(img_height=84, img_width=84, grayscale=True, stack_num=4, maxpool=True)
     return AtariVectorEnv(
         _rom_id(canonical_game(game)), num_envs,
         num_threads=num_threads or default_env_threads(num_envs),
         autoreset_mode=AutoresetMode.SAME_STEP,
         max_num_frames_per_episode=max_frames, repeat_action_probability=0.0,
-        img_height=84, img_width=84, grayscale=True, stack_num=4, frameskip=FRAMESKIP,
-        maxpool=True, noop_max=30, use_fire_reset=True,
-        episodic_life=False, life_loss_info=life_loss, reward_clipping=False)
+        frameskip=FRAMESKIP, noop_max=30, use_fire_reset=True,
+        episodic_life=False, life_loss_info=life_loss, reward_clipping=False, **image)
 
 
 class AtariTrainEnv:
@@ -200,15 +212,17 @@ def _to_numpy(logits) -> np.ndarray:
     return np.asarray(logits, dtype=np.float64)
 
 
-def make_eval_env(game: str, episodes: int, max_steps: int, num_threads: int = 0):
-    """Full-game envs for ``evaluate`` (reusable across calls: every call re-seeds them)."""
+def make_eval_env(game: str, episodes: int, max_steps: int, num_threads: int = 0,
+                  screen: bool = False):
+    """Full-game envs for ``evaluate`` (reusable across calls: every call re-seeds them);
+    ``screen``: their RGB twin, for videos."""
     return _vector_env(game, int(episodes), num_threads, life_loss=False,
-                       max_frames=int(max_steps) * FRAMESKIP)
+                       max_frames=int(max_steps) * FRAMESKIP, screen=screen)
 
 
 def evaluate(policy_fn: Callable[[np.ndarray], object], game: str, episodes: int = 10,
              seed: int = 0, greedy: bool = True, max_steps: int = MAX_EPISODE_FRAMES // FRAMESKIP,
-             num_threads: int = 0, env=None) -> tuple[float, list[float]]:
+             num_threads: int = 0, env=None, video=None) -> tuple[float, list[float]]:
     """Mean raw score of ``episodes`` full games, and the list of scores.
 
     ``policy_fn(obs)`` maps uint8 observations (n, 4, 84, 84) to action logits (n, A), a torch
@@ -218,23 +232,33 @@ def evaluate(policy_fn: Callable[[np.ndarray], object], game: str, episodes: int
     protocol); otherwise actions are sampled from softmax(logits) with a numpy generator seeded
     by ``seed`` (Gumbel-max), so the global RNGs are left alone and results are reproducible.
     ``env``: envs from ``make_eval_env(game, episodes, max_steps)`` to reuse (not closed here);
-    by default they are created and closed inside.
+    by default they are created and closed inside. ``video``: one MP4 path per game; game i's
+    RGB screen is filmed there (one frame per agent step, from the reset to the last step
+    before its end), from a twin emulator playing the same games (``make_eval_env(...,
+    screen=True)``).
     """
+    from .video import EpisodeVideos, check_paths
     episodes, max_steps = int(episodes), int(max_steps)
     if episodes < 1 or max_steps < 1:
         raise ValueError(f"evaluate needs episodes >= 1 and max_steps >= 1, got {episodes}, "
                          f"{max_steps}")
+    paths = check_paths(video, episodes)
     own = env is None
     if own:
         env = make_eval_env(game, episodes, max_steps, num_threads)
     elif env.num_envs != episodes:
         raise ValueError(f"evaluate: the env has {env.num_envs} games, {episodes} requested")
+    screens = videos = None
     rng = np.random.default_rng([int(seed), 0x5EED])
     try:
         obs, _ = env.reset(seed=int(seed))
         scores = np.zeros(episodes, dtype=np.float64)
         active = np.ones(episodes, dtype=bool)
         actions = np.zeros(episodes, dtype=np.int64)
+        if paths:
+            screens = make_eval_env(game, episodes, max_steps, num_threads, screen=True)
+            videos = EpisodeVideos(paths, VIDEO_FPS)
+            videos.add_active(screens.reset(seed=int(seed))[0][:, 0], active)
         for _ in range(max_steps):
             idx = np.flatnonzero(active)
             logits = _to_numpy(policy_fn(obs[idx]))
@@ -242,12 +266,23 @@ def evaluate(policy_fn: Callable[[np.ndarray], object], game: str, episodes: int
                 logits = logits + rng.gumbel(size=logits.shape)
             actions[:] = 0
             actions[idx] = logits.argmax(axis=1)
-            obs, r, te, tr, _ = env.step(actions)
+            obs, r, te, tr, info = env.step(actions)
             scores[active] += r[active]
             active &= ~(te | tr)
+            if screens is not None:       # an ended game's frame is already the next game's
+                rgb, r2, te2, tr2, info2 = screens.step(actions)
+                if not (np.array_equal(r, r2) and np.array_equal(te | tr, te2 | tr2) and
+                        np.array_equal(info["frame_number"], info2["frame_number"])):
+                    raise RuntimeError(f"{game}: the filmed twin emulator left the evaluated "
+                                       f"games (another reward, end or frame count)")
+                videos.add_active(rgb[:, 0], active)
             if not active.any():
                 break
     finally:
         if own:
             env.close()
+        if screens is not None:
+            screens.close()
+        if videos is not None:
+            videos.close()
     return float(scores.mean()), [float(s) for s in scores]

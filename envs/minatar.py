@@ -23,7 +23,8 @@ The N games of a training env are stepped in a Python loop (MinAtar is plain Pyt
 20-70 us per step here), and a finished game is reset in the same step (the observation
 returned with ``game_over`` is already the next game's first), as the Atari stream's
 ``SAME_STEP`` autoreset. Evaluation (``evaluate``) plays full games on separate envs with a cap,
-greedy or sampled actions from its own generator, as ``envs.atari.evaluate``.
+greedy or sampled actions from its own generator, as ``envs.atari.evaluate``; with ``video``
+it films each game, the grid drawn by ``render`` (a fixed colour per channel, scaled up).
 
 This module imports nothing from ``agents``, ``regularizers`` or ``continual``.
 """
@@ -47,6 +48,13 @@ CHANNELS = 10
 OBS_SHAPE = (CHANNELS, 10, 10)
 STICKY = 0.1
 MAX_EPISODE_STEPS = 10_000
+# Videos: background black, then one colour per channel (matplotlib's tab10); a cell shows the
+# highest-numbered channel that is on, as MinAtar's own display does. Each cell is 20x20 pixels.
+PALETTE = np.array([(0, 0, 0), (31, 119, 180), (255, 127, 14), (44, 160, 44), (214, 39, 40),
+                    (148, 103, 189), (140, 86, 75), (227, 119, 194), (127, 127, 127),
+                    (188, 189, 34), (23, 190, 207)], dtype=np.uint8)
+VIDEO_SCALE = 20
+VIDEO_FPS = 10
 
 
 def canonical_game(name: str) -> str:
@@ -147,6 +155,18 @@ class MinAtarEnv:
         self.games = []
 
 
+def render(obs: np.ndarray, scale: int = VIDEO_SCALE) -> np.ndarray:
+    """One observation (CHANNELS, 10, 10) -> an RGB picture (10 * scale, 10 * scale, 3) uint8:
+    each cell the ``PALETTE`` colour of its highest-numbered channel that is on (black if none),
+    ``scale`` x ``scale`` pixels per cell (nearest)."""
+    obs = np.asarray(obs)
+    if obs.shape != OBS_SHAPE:
+        raise ValueError(f"render takes one observation of shape {OBS_SHAPE}, got {obs.shape}")
+    on = obs.astype(bool) * np.arange(1, CHANNELS + 1)[:, None, None]
+    rgb = PALETTE[on.max(axis=0)]                                   # (10, 10, 3)
+    return np.repeat(np.repeat(rgb, scale, axis=0), scale, axis=1)
+
+
 def make_train_env(game: str, num_envs: int, seed: int = 0, num_threads: int = 0,
                    sticky: float = STICKY) -> MinAtarEnv:
     """Training games (``num_threads`` is accepted for the Atari stream's signature; MinAtar
@@ -162,14 +182,18 @@ def make_eval_env(game: str, episodes: int, max_steps: int, num_threads: int = 0
 def evaluate(policy_fn: Callable[[np.ndarray], object], game: str, episodes: int = 10,
              seed: int = 0, greedy: bool = True, max_steps: int = MAX_EPISODE_STEPS,
              num_threads: int = 0, env: MinAtarEnv | None = None,
-             sticky: float = STICKY) -> tuple[float, list[float]]:
+             sticky: float = STICKY, video=None) -> tuple[float, list[float]]:
     """Mean score of ``episodes`` full games, and the list of scores, as
     ``envs.atari.evaluate``: game i on sub-env i seeded ``seed + i``, cut after ``max_steps``
-    agent steps, greedy (argmax) or sampled (Gumbel-max from a generator seeded by ``seed``)."""
+    agent steps, greedy (argmax) or sampled (Gumbel-max from a generator seeded by ``seed``).
+    ``video``: one MP4 path per game, where game i is filmed (``render`` of every observation
+    from the reset to the last before its end)."""
+    from .video import EpisodeVideos, check_paths
     episodes, max_steps = int(episodes), int(max_steps)
     if episodes < 1 or max_steps < 1:
         raise ValueError(f"evaluate needs episodes >= 1 and max_steps >= 1, got {episodes}, "
                          f"{max_steps}")
+    paths = check_paths(video, episodes)
     if env is None:
         env = make_eval_env(game, episodes, max_steps, sticky=sticky)
     elif env.num_envs != episodes:
@@ -179,19 +203,32 @@ def evaluate(policy_fn: Callable[[np.ndarray], object], game: str, episodes: int
     scores = np.zeros(episodes)
     active = np.ones(episodes, dtype=bool)
     actions = np.zeros(episodes, dtype=np.int64)
-    for _ in range(max_steps):
-        idx = np.flatnonzero(active)
-        logits = policy_fn(obs[idx])
-        if hasattr(logits, "detach"):
-            logits = logits.detach().float().cpu().numpy()
-        logits = np.asarray(logits, dtype=np.float64)
-        if not greedy:
-            logits = logits + rng.gumbel(size=logits.shape)
-        actions[:] = 0
-        actions[idx] = logits.argmax(axis=1)
-        obs, r, done, _ = env.step(actions)
-        scores[active] += r[active]
-        active &= ~done
-        if not active.any():
-            break
+    videos = EpisodeVideos(paths, VIDEO_FPS) if paths else None
+
+    def film():
+        if videos is not None:
+            for i in np.flatnonzero(active):
+                videos.add(int(i), render(obs[i]))
+
+    try:
+        film()
+        for _ in range(max_steps):
+            idx = np.flatnonzero(active)
+            logits = policy_fn(obs[idx])
+            if hasattr(logits, "detach"):
+                logits = logits.detach().float().cpu().numpy()
+            logits = np.asarray(logits, dtype=np.float64)
+            if not greedy:
+                logits = logits + rng.gumbel(size=logits.shape)
+            actions[:] = 0
+            actions[idx] = logits.argmax(axis=1)
+            obs, r, done, _ = env.step(actions)
+            scores[active] += r[active]
+            active &= ~done
+            film()                        # an ended game's observation is already the next's
+            if not active.any():
+                break
+    finally:
+        if videos is not None:
+            videos.close()
     return float(scores.mean()), [float(s) for s in scores]

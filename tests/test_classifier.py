@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
+
 import pytest
 import torch
 
@@ -206,3 +208,26 @@ def test_every_strength_is_a_hyperparameter_its_method_accepts():
             assert set(hp) <= set(regularizers.hyperparameters(method)), (bench, method)
             if method != "hat":
                 regularizers.make(method, TinyMLP(), **hp)
+
+
+def test_trainer_records_scores_before_training_and_report_uses_them(tmp_path):
+    # Mammoth's forward transfer: FWT_j = acc on task j just before its training minus the
+    # untrained model's acc on it; the trainer records both, the report subtracts them
+    from continual.report_supervised import run_forward_transfer
+    from continual.runfolder import RunFolder
+    from continual.trainer import ContinualTrainer, Schedule
+    stream = make_stream("split_digits", seed=0, num_tasks=5)
+    stream.tasks = stream.tasks[:3]
+    learner, reg = _learner(stream, epochs=1)
+    untrained = [learner.evaluate(j)["score"] for j in range(3)]
+    trainer = ContinualTrainer(learner, reg, RunFolder(tmp_path / "run"), {"command": "vision"},
+                               Schedule(), progress=False)
+    res = trainer.run()
+    before = res["before_training"]
+    assert before["random_init"] == untrained
+    assert before["score"][0] is None and all(v is not None for v in before["score"][1:])
+    fwt = run_forward_transfer(res, 3)
+    assert fwt["why_missing"] is None
+    for j in (1, 2):
+        assert fwt["per_task"][j] == pytest.approx(before["score"][j] - untrained[j])
+    assert fwt["mean"] == pytest.approx(np.mean([fwt["per_task"][1], fwt["per_task"][2]]))
