@@ -424,3 +424,28 @@ def interval_text(estimate, ci, digits: int = 3) -> str:
     if ci is None:
         return f"{estimate:.{digits}f} [-]"
     return f"{estimate:.{digits}f} [{ci[0]:.{digits}f}, {ci[1]:.{digits}f}]"
+
+
+def lam_sweeps(gs: list[dict]) -> dict:
+    """Figure 5's plasticity-stability trade-off over lam (the paper fixes mu and varies lam
+    for AGS-CL, varies lam for EWC) of a report's groups (supervised or RL: each with
+    "method", "label", "hyperparameters" and "plasticity" / "stability" ``mean_ci``s): per
+    method with more than one lam among the groups,
+    {"points": [{"label", "lam", "plasticity", "stability"}] (sorted by lam; each a
+    ``mean_ci`` over the group's seeds), "best": the label and lam of the point with the
+    highest P + S (means; the paper marks the optimum lam), "criterion"}. Groups without P or
+    S (no complete run) are no point."""
+    out = {}
+    for method in dict.fromkeys(g["method"] for g in gs):
+        pts = [{"label": g["label"], "lam": g["hyperparameters"]["regularizer_hparams"]["lam"],
+                "plasticity": g["plasticity"], "stability": g["stability"]}
+               for g in gs if g["method"] == method
+               and "lam" in (g["hyperparameters"].get("regularizer_hparams") or {})
+               and g["plasticity"]["mean"] is not None and g["stability"]["mean"] is not None]
+        if len({float(p["lam"]) for p in pts}) < 2:
+            continue
+        pts.sort(key=lambda p: float(p["lam"]))
+        best = max(pts, key=lambda p: p["plasticity"]["mean"] + p["stability"]["mean"])
+        out[method] = {"points": pts, "best": {"label": best["label"], "lam": best["lam"]},
+                       "criterion": "highest P + S (means over seeds)"}
+    return out

@@ -322,7 +322,7 @@ def plot_rl_report(rep: dict, out: Path) -> None:
     """The RL report's plots: per run (Figure 7 over training, raw scores per game, the
     training scores where a run has TensorBoard returns) and per group (the aggregate IQM and
     mean, Figure 7 after each task, the normalised scores per game, forgetting and forward
-    transfer per task, with their CIs)."""
+    transfer per task, Figure 5 of a lam sweep, with their CIs)."""
     out = Path(out)
     plot_normalised_accumulated_reward(rep, out)
     plot_scores_per_game(rep, out)
@@ -332,6 +332,7 @@ def plot_rl_report(rep: dict, out: Path) -> None:
     plot_group_normalised_accumulated_reward(rep, out)
     plot_normalised_scores_per_game(rep, out)
     plot_forgetting_forward_transfer(rep, out)
+    plot_lam_sweep(rep, out)
 
 
 def _by_method(rep: dict) -> dict[str, list[dict]]:
@@ -421,7 +422,7 @@ def plot_plasticity_stability(rep: dict, out: Path) -> None:
 
 def plot_lam_sweep(rep: dict, out: Path) -> None:
     """Figure 5 over a lam sweep: for each method with more than one lam among the groups
-    (``report_supervised.lam_sweeps``), one point per group (lam) at its mean P (x, eq. 15) and
+    (``metrics.lam_sweeps``), one point per group (lam) at its mean P (x, eq. 15) and
     S (y, eq. 16) over seeds with 95% CI bars, joined in lam order; a star marks the best lam
     (highest P + S). Nothing is written without a sweep."""
     sweeps = rep.get("lam_sweeps") or {}

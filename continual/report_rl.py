@@ -485,6 +485,7 @@ def rl_report(runs: list[dict], window: int = TRAINING_WINDOW,
         rep["runs"].append(rr)
     rep["training_window"] = window
     rep["groups"] = groups(runs, rep["runs"], refs, tasks, normalised_games(tasks, scores, refs))
+    rep["lam_sweeps"] = metrics.lam_sweeps(rep["groups"])     # Figure 5 of a lam sweep
     for key, (matrix, suffix) in VARIANTS.items():
         if suffix and not any(rr[matrix] for rr in rep["runs"]):
             continue

@@ -148,31 +148,8 @@ def supervised_report(runs: list[dict]) -> dict:
         for k in CI_METRICS:
             sm[g["label"]][k + "_ci95"] = g[k]["ci95"]
     return {"tasks": tasks, "runs": per_run, "groups": gs, "confidence_intervals": CI_NOTE,
-            "forward_transfer_reference": FWT_REFERENCE, "lam_sweeps": lam_sweeps(gs),
+            "forward_transfer_reference": FWT_REFERENCE, "lam_sweeps": metrics.lam_sweeps(gs),
             "summary": sm}
-
-
-def lam_sweeps(gs: list[dict]) -> dict:
-    """Figure 5's plasticity-stability trade-off over lam (the paper fixes mu and varies lam
-    for AGS-CL, varies lam for EWC): per method with more than one lam among the groups,
-    {"points": [{"label", "lam", "plasticity", "stability"}] (sorted by lam; each a
-    ``mean_ci`` over the group's seeds), "best": the label and lam of the point with the
-    highest P + S (means; the paper marks the optimum lam), "criterion"}. Groups without P or
-    S (no complete run) are no point."""
-    out = {}
-    for method in dict.fromkeys(g["method"] for g in gs):
-        pts = [{"label": g["label"], "lam": g["hyperparameters"]["regularizer_hparams"]["lam"],
-                "plasticity": g["plasticity"], "stability": g["stability"]}
-               for g in gs if g["method"] == method
-               and "lam" in (g["hyperparameters"].get("regularizer_hparams") or {})
-               and g["plasticity"]["mean"] is not None and g["stability"]["mean"] is not None]
-        if len({float(p["lam"]) for p in pts}) < 2:
-            continue
-        pts.sort(key=lambda p: float(p["lam"]))
-        best = max(pts, key=lambda p: p["plasticity"]["mean"] + p["stability"]["mean"])
-        out[method] = {"points": pts, "best": {"label": best["label"], "lam": best["lam"]},
-                       "criterion": "highest P + S (means over seeds)"}
-    return out
 
 
 def group_metrics(prs: list[dict], n_resamples: int = metrics.BOOTSTRAP_RESAMPLES) -> dict:

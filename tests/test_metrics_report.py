@@ -590,6 +590,26 @@ def test_rl_report_groups_by_hyperparameters_with_rliable_aggregate(tmp_path, ca
     for f in ("aggregate_normalised_scores.png", "normalised_accumulated_reward_groups.png",
               "normalised_accumulated_reward.png"):
         assert (tmp_path / "rep" / f).exists()
+    assert rep["lam_sweeps"] == {}        # no P here (Boxing's fine-tuning scores are < 0)
+
+
+def test_rl_report_lam_sweep_is_figure_5_of_the_groups_p_and_s(tmp_path):
+    """Figure 5 over lam from the RL groups' P (eq. 15) and S (eq. 16): one point per lam,
+    sorted, the best by P + S."""
+    runs = {"ft": ("finetune", 1, None, [[2.0], [1.0, 800.0], [1.0, 300.0, 1000.0]]),
+            "a10": ("agscl", 1, 10, [[1.0], [1.0, 700.0], [1.0, 600.0, 900.0]]),
+            "a100": ("agscl", 1, 100, [[1.5], [1.5, 400.0], [1.5, 400.0, 500.0]])}
+    for name, (method, seed, lam, R) in runs.items():
+        _atari_run(tmp_path / name, method, seed, R, **({"lam": lam} if lam else {}))
+    rep = report([tmp_path / n for n in runs], out=str(tmp_path / "rep"))
+    g = {x["label"]: x for x in rep["groups"]}
+    sw = rep["lam_sweeps"]["agscl"]
+    assert [p["lam"] for p in sw["points"]] == [10.0, 100.0]
+    assert sw["points"][1]["plasticity"] == g["agscl lam=100"]["plasticity"]
+    P = {k: g[k]["plasticity"]["mean"] for k in ("agscl lam=10", "agscl lam=100")}
+    S = {k: g[k]["stability"]["mean"] for k in P}
+    assert sw["best"]["label"] == max(P, key=lambda k: P[k] + S[k])
+    assert (tmp_path / "rep" / "fig5_lam_sweep.png").exists()
 
 
 def _vision_run(folder, method, seed, A, **hparams):
