@@ -41,6 +41,8 @@ from typing import Callable, Sequence
 
 import numpy as np
 
+from . import names
+
 GAMES: tuple[str, ...] = ("StarGunner", "Boxing", "VideoPinball", "CrazyClimber", "Gopher",
                           "Robotank", "DemonAttack", "NameThisGame")
 # Minimal action set sizes (reference facts; tests check them against the real ROMs).
@@ -66,27 +68,12 @@ def _rom_id(game: str) -> str:
 
 def canonical_game(name: str) -> str:
     """Canonical spelling of a stream game; case, '_' and '-' are ignored."""
-    key = name.strip().replace("_", "").replace("-", "").lower()
-    for g in GAMES:
-        if g.lower() == key:
-            return g
-    raise ValueError(f"unknown game {name!r}; valid games are: {', '.join(GAMES)}")
+    return names.canonical(name, GAMES, "game")
 
 
 def parse_games(spec: str | Sequence[str] | None) -> list[str]:
-    """'Boxing,Gopher' (or a list) -> ['Boxing', 'Gopher']; None -> the whole stream. An
-    empty name (e.g. '' or 'Boxing,,Gopher') is an error."""
-    if spec is None:
-        return list(GAMES)
-    parts = [str(p).strip() for p in (spec.split(",") if isinstance(spec, str) else spec)]
-    if not parts or not all(parts):
-        raise ValueError(f"games {spec!r}: an empty game name; give comma-separated games "
-                         f"from: {', '.join(GAMES)}")
-    games = [canonical_game(p) for p in parts]
-    dup = sorted({g for g in games if games.count(g) > 1})
-    if dup:
-        raise ValueError(f"game(s) listed twice: {', '.join(dup)}")
-    return games
+    """'Boxing,Gopher' (or a list) -> the games in that order; None -> the whole stream."""
+    return names.parse(spec, GAMES, "game")
 
 
 def derive_seed(*parts) -> int:

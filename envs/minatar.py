@@ -34,6 +34,8 @@ from typing import Callable, Sequence
 
 import numpy as np
 
+from . import names
+from .atari import _to_numpy as logits_to_numpy
 from .atari import derive_seed  # noqa: F401  (the streams share one seed derivation)
 
 GAMES: tuple[str, ...] = ("Asterix", "Breakout", "Freeway", "Seaquest", "SpaceInvaders")
@@ -58,27 +60,13 @@ VIDEO_FPS = 10
 
 
 def canonical_game(name: str) -> str:
-    """Canonical spelling of a MinAtar game; case, '_' and '-' are ignored."""
-    key = name.strip().replace("_", "").replace("-", "").lower()
-    for g in GAMES:
-        if g.lower() == key:
-            return g
-    raise ValueError(f"unknown MinAtar game {name!r}; valid games are: {', '.join(GAMES)}")
+    """Canonical spelling of a stream game; case, '_' and '-' are ignored."""
+    return names.canonical(name, GAMES, "MinAtar game")
 
 
 def parse_games(spec: str | Sequence[str] | None) -> list[str]:
-    """'Breakout,Freeway' (or a list) -> ['Breakout', 'Freeway']; None -> the whole stream."""
-    if spec is None:
-        return list(GAMES)
-    parts = [str(p).strip() for p in (spec.split(",") if isinstance(spec, str) else spec)]
-    if not parts or not all(parts):
-        raise ValueError(f"games {spec!r}: an empty game name; give comma-separated games "
-                         f"from: {', '.join(GAMES)}")
-    games = [canonical_game(p) for p in parts]
-    dup = sorted({g for g in games if games.count(g) > 1})
-    if dup:
-        raise ValueError(f"game(s) listed twice: {', '.join(dup)}")
-    return games
+    """'Breakout,Freeway' (or a list) -> the games in that order; None -> the whole stream."""
+    return names.parse(spec, GAMES, "MinAtar game")
 
 
 def num_actions(game: str) -> int:
@@ -214,10 +202,7 @@ def evaluate(policy_fn: Callable[[np.ndarray], object], game: str, episodes: int
         film()
         for _ in range(max_steps):
             idx = np.flatnonzero(active)
-            logits = policy_fn(obs[idx])
-            if hasattr(logits, "detach"):
-                logits = logits.detach().float().cpu().numpy()
-            logits = np.asarray(logits, dtype=np.float64)
+            logits = logits_to_numpy(policy_fn(obs[idx]))
             if not greedy:
                 logits = logits + rng.gumbel(size=logits.shape)
             actions[:] = 0

@@ -245,15 +245,7 @@ def test_vision_presets_use_the_labs_rules_that_their_docstrings_state():
 
 def test_si_total_path_gradient_keeps_the_penalty_gradient():
     c, m, lr, pen_weight = 0.7, 1.0, 0.1, 0.5
-    model = Scalar(2.0)
-    reg = SI(model, c=c, path_gradient="total")
-    reg.begin_task(0)
-    with torch.no_grad():
-        reg.importance[0].fill_(3.0)
-        reg.anchor[0].fill_(0.5)
-    reg.tasks_done = 1
-    reg._refresh()
-    opt = torch.optim.SGD(model.parameters(), lr=lr)
+    model, reg, opt = _si_after_one_task(c, lr, path_gradient="total")
     opt.zero_grad()
     loss = (0.5 * (model.w - m) ** 2).sum() + pen_weight * reg.penalty()
     loss.backward()
@@ -329,12 +321,10 @@ def test_si_importance_matches_closed_form_on_quadratic():
         Om + w_expected / ((th - th_start) ** 2 + xi), rel=1e-10)
 
 
-@pytest.mark.parametrize("pen_weight", [0.0, 0.5, None])
-def test_si_removes_exactly_the_penalty_gradient_that_was_backpropagated(pen_weight):
-    # pen_weight None: penalty() is evaluated (e.g. for logging) but not part of the loss
-    c, m, lr = 0.7, 1.0, 0.1
+def _si_after_one_task(c, lr, **kw):
+    """SI on the scalar model w = 2 as if one task were done: Omega = 3, anchor 0.5, omega 0."""
     model = Scalar(2.0)
-    reg = SI(model, c=c)
+    reg = SI(model, c=c, **kw)
     reg.begin_task(0)
     reg.omega[0].zero_()
     with torch.no_grad():
@@ -342,7 +332,14 @@ def test_si_removes_exactly_the_penalty_gradient_that_was_backpropagated(pen_wei
         reg.anchor[0].fill_(0.5)
     reg.tasks_done = 1
     reg._refresh()
-    opt = torch.optim.SGD(model.parameters(), lr=lr)
+    return model, reg, torch.optim.SGD(model.parameters(), lr=lr)
+
+
+@pytest.mark.parametrize("pen_weight", [0.0, 0.5, None])
+def test_si_removes_exactly_the_penalty_gradient_that_was_backpropagated(pen_weight):
+    # pen_weight None: penalty() is evaluated (e.g. for logging) but not part of the loss
+    c, m, lr = 0.7, 1.0, 0.1
+    model, reg, opt = _si_after_one_task(c, lr)
     opt.zero_grad()
     task_loss = (0.5 * (model.w - m) ** 2).sum()
     pen = reg.penalty()

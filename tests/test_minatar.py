@@ -1,6 +1,5 @@
 """The continual MinAtar stream: shapes and action sets, seeded determinism, the MinAtar network
 and AGS-CL's node groups on it, exact resume, and the command line."""
-import io
 import json
 
 import numpy as np
@@ -18,7 +17,7 @@ from envs.replay import ReplayableTrainEnv
 from regularizers.base import Regularizer
 from regularizers.groups import find_node_layers
 
-from tiny import DEVICE
+from tests.tiny import DEVICE, roundtrip
 
 pytest.importorskip("minatar")
 
@@ -159,13 +158,6 @@ def test_ppo_on_minatar_learns_units_and_agscl_end_task():
         PPOLearner(cfg, "Boxing", env="atari")
 
 
-def _roundtrip(state):
-    buf = io.BytesIO()
-    torch.save(state, buf)
-    buf.seek(0)
-    return torch.load(buf, weights_only=False)
-
-
 def test_resume_is_bit_identical_after_any_unit(monkeypatch):
     import envs.replay
     monkeypatch.setattr(envs.replay, "SEGMENT_STEPS", 10)
@@ -178,7 +170,7 @@ def test_resume_is_bit_identical_after_any_unit(monkeypatch):
     out_b = []
     for u in range(3):
         out_b.append(b.train_unit(0, u, Regularizer(b.model)))
-        state = _roundtrip(b.state_dict())
+        state = roundtrip(b.state_dict())
         b = PPOLearner(cfg, "Seaquest", device=DEVICE, env="minatar")
         b.begin_task(0)
         b.load_state_dict(state)

@@ -1,5 +1,4 @@
 """PPO learner (agents/ppo.py) and the actor-critic (agents/atari_net.py), on tiny configs."""
-import io
 import math
 
 import numpy as np
@@ -13,7 +12,7 @@ from agents.ppo import PPOLearner, gae, ppo_losses
 from envs.atari import NUM_ACTIONS
 from regularizers.agscl import AGSCL
 from regularizers.base import Regularizer
-from tests.tiny import DEVICE
+from tests.tiny import DEVICE, roundtrip
 
 TIMING = {"sps", "time_env", "time_inference", "time_update", "time_total"}
 
@@ -223,13 +222,6 @@ def test_importance_data_feeds_agscl():
     torch.testing.assert_close(reg.omega[-1], feats.mean(0), rtol=1e-4, atol=1e-6)
 
 
-def _roundtrip(state):
-    buf = io.BytesIO()
-    torch.save(state, buf)
-    buf.seek(0)
-    return torch.load(buf, weights_only=False)
-
-
 def test_resume_is_bit_identical_after_any_unit(monkeypatch):
     """A checkpoint after every unit, each loaded into a new learner (a new process), gives the
     same run as no checkpoint: the running games are rebuilt from their logged actions, also
@@ -245,7 +237,7 @@ def test_resume_is_bit_identical_after_any_unit(monkeypatch):
     out_b, logged = [], []
     for u in range(3):
         out_b.append(strip(b.train_unit(0, u, Regularizer(b.model))))
-        state = _roundtrip(b.state_dict())
+        state = roundtrip(b.state_dict())
         logged.append(state["env_segment"]["actions"].shape[0])
         b.close()
         b = make(cfg, "Gopher")

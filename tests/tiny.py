@@ -1,6 +1,7 @@
 """Tiny multi-head models shared by the tests, the device the learners' tests run on, and a
 loader for the scripts in bench/ and experiments/."""
 import importlib.util
+import io
 import os
 import sys
 from pathlib import Path
@@ -13,6 +14,14 @@ import torch.nn.functional as F
 # The learners' tests (PPO, classifier, CLI runs) put their models on this device:
 # `AGSCL_TEST_DEVICE=cuda pytest` runs them on a GPU (bench/gpu_check.sh); the default is the CPU.
 DEVICE = os.environ.get("AGSCL_TEST_DEVICE", "cpu")
+
+
+def roundtrip(state):
+    """``state`` through torch.save / torch.load, as a checkpoint written and read again."""
+    buf = io.BytesIO()
+    torch.save(state, buf)
+    buf.seek(0)
+    return torch.load(buf, weights_only=False)
 
 
 def load_script(folder: str, name: str):
