@@ -210,3 +210,19 @@ def test_train_py_minatar_run_writes_a_complete_run_folder(tmp_path):
     ra = json.loads((tmp_path / "a" / "results.json").read_text())
     assert len(ra["reward_matrix"]) == 2 and ra["status"] == "complete"
     assert json.loads((tmp_path / "a" / "config.json").read_text())["command"] == "minatar"
+
+
+def test_random_policy_floor_is_the_uniform_policy_under_the_eval_protocol():
+    from tests.tiny import load_script
+    rnd = load_script("experiments", "minatar_random")
+    s = rnd.random_scores("Breakout", episodes=5, max_steps=200, seed=3, batch=3)
+    assert s.shape == (5,)
+    assert np.array_equal(s, rnd.random_scores("Breakout", 5, 200, seed=3, batch=3))
+    # batches of 3 then 2 games, seeded 3 and 1003, each a zero-logits sampled evaluation
+    n = minatar.num_actions("Breakout")
+    zero = lambda o: np.zeros((len(o), n), np.float32)      # noqa: E731
+    _, a = minatar.evaluate(zero, "Breakout", episodes=3, seed=3, greedy=False, max_steps=200)
+    _, b = minatar.evaluate(zero, "Breakout", episodes=2, seed=1003, greedy=False, max_steps=200)
+    assert s.tolist() == a + b
+    out = rnd.main(["--games", "Freeway", "--episodes", "2", "--max-steps", "30"])
+    assert out["Freeway"]["episodes"] == 2 and out["Freeway"]["mean"] >= 0
