@@ -50,10 +50,20 @@ ATARI_RANDOM_HUMAN = {          # game: (random, human)
     "DemonAttack": (152.1, 3401.3), "NameThisGame": (2292.3, 4076.2)}
 ATARI_SOURCE = ("Mnih et al. 2015 (Nature), Extended Data Table 2: 'Random play' and 'Human' "
                 "columns")
+# MinAtar publishes no random or human scores. These random scores were measured here, for the
+# stream's evaluation protocol (sticky actions 0.1, full games capped at 10k agent steps):
+# `python experiments/minatar_random.py`, the uniform-random policy's mean over 100 full games
+# per game (docs/RESULTS.md section 9). They hold for that protocol only.
+MINATAR_RANDOM = {"Asterix": 0.59, "Breakout": 0.48, "Freeway": 0.38, "Seaquest": 0.12,
+                  "SpaceInvaders": 4.24}
+MINATAR_PROTOCOL = {"sticky": 0.1, "eval_max_steps": 10_000}
+MINATAR_SOURCE = ("measured here, not published: the uniform-random policy's mean over 100 full "
+                  "games per game, sticky actions 0.1, capped at 10k steps "
+                  "(experiments/minatar_random.py); MinAtar publishes no human scores")
 NO_REFERENCE_SCORES = {
-    "minatar": "MinAtar (Young & Tian 2019) publishes no human scores, and no published "
-               "random-play scores are known to this report: no human- or random-normalised "
-               "scores"}
+    "minatar": "MinAtar (Young & Tian 2019) publishes no human or random scores, and the "
+               "random scores measured here (experiments/minatar_random.py) hold only for "
+               "sticky actions 0.1 and a 10k-step cap: no human- or random-normalised scores"}
 
 # score key of the evaluations -> its reward matrix, its Figure 7 keys in the report
 VARIANTS = {"score": ("reward_matrix", ""), "score_sampled": ("reward_matrix_sampled", "_sampled")}
@@ -95,9 +105,16 @@ def benchmark(runs: list[dict]) -> str:
     return runs[0]["_config"].get("command") or "atari"
 
 
-def reference_scores(bench: str, tasks: list[str]) -> dict:
-    """The published random and human scores of the stream's games: {"benchmark", "source",
-    "random": {game: score}, "human": {game: score}, "note"} (empty where none is known)."""
+def reference_scores(bench: str, tasks: list[str], protocol: dict | None = None) -> dict:
+    """The random and human scores of the stream's games: {"benchmark", "source",
+    "random": {game: score}, "human": {game: score}, "note"} (empty where none is known).
+    Atari: Mnih et al. 2015's. MinAtar: random scores measured here (``MINATAR_RANDOM``), given
+    only where ``protocol`` (the runs' {"sticky", "eval_max_steps"}) is the one they were
+    measured under."""
+    if bench == "minatar" and protocol == MINATAR_PROTOCOL:
+        have = [t for t in tasks if t in MINATAR_RANDOM]
+        return {"benchmark": bench, "source": MINATAR_SOURCE, "human": {},
+                "random": {t: MINATAR_RANDOM[t] for t in have}, "note": None}
     if bench != "atari":
         return {"benchmark": bench, "source": None, "random": {}, "human": {},
                 "note": NO_REFERENCE_SCORES.get(bench, f"no published random or human scores "
@@ -108,6 +125,14 @@ def reference_scores(bench: str, tasks: list[str]) -> dict:
             "random": {t: ATARI_RANDOM_HUMAN[t][0] for t in have},
             "human": {t: ATARI_RANDOM_HUMAN[t][1] for t in have},
             "note": f"no published scores for {', '.join(missing)}" if missing else None}
+
+
+def eval_protocol(runs: list[dict]) -> dict | None:
+    """The runs' shared {"sticky", "eval_max_steps"}; None where they differ."""
+    ps = [{"sticky": r["_config"].get("sticky"),
+           "eval_max_steps": (r["_config"].get("ppo") or {}).get("eval_max_steps")}
+          for r in runs]
+    return ps[0] if all(p == ps[0] for p in ps) else None
 
 
 def normalised_matrices(R, tasks: list[str], scores: dict, ref: list[float]):
@@ -441,7 +466,7 @@ def rl_report(runs: list[dict], window: int = TRAINING_WINDOW,
     which games Figure 7's sum leaves out."""
     tasks = runs[0]["tasks"]
     fts = [r for r in runs if r["_method"] == "finetune"]
-    scores = reference_scores(benchmark(runs), tasks)
+    scores = reference_scores(benchmark(runs), tasks, eval_protocol(runs))
     rep = {"tasks": tasks, "finetune_runs": [ft["_path"] for ft in fts],
            "figure7_reference": {"window": reference_window,
                                  "rule": reference_rule(reference_window)},
@@ -592,7 +617,7 @@ def _normalised_scores_table(rep: dict, suffix: str, what: str) -> list[str]:
     sc = rep.get("reference_scores") or {}
     lines = [f"normalised scores per game ({what}; final reward-matrix row of the complete "
              f"runs, mean over seeds per game):"]
-    if not sc.get("human"):
+    if not sc.get("random"):
         return lines + [f"  {sc.get('note') or 'no published random or human scores'}"]
     lines.append(f"  random and human scores: {sc['source']}"
                  + (f"; {sc['note']}" if sc.get("note") else ""))

@@ -116,11 +116,12 @@ def test_best_running_mean_by_hand():
 
 
 # --- through the report, on hand-made run folders --------------------------------------------
-def _run(folder, method, tasks, curve, R=None, command=None, global_step=None):
+def _run(folder, method, tasks, curve, R=None, command=None, global_step=None, config=None):
     """A run folder as train.py leaves it: eval_curve records (step, task_end, score) and
-    the reward matrix (the task-end rows of the curve unless given)."""
+    the reward matrix (the task-end rows of the curve unless given); ``config``: more of
+    config.json."""
     folder.mkdir(parents=True)
-    cfg = {"regularizer": method, **({"command": command} if command else {})}
+    cfg = {"regularizer": method, **({"command": command} if command else {}), **(config or {})}
     (folder / "config.json").write_text(json.dumps(cfg))
     if R is None:
         R = [c["score"] for c in curve if c.get("task_end")]
@@ -269,14 +270,31 @@ def test_rl_human_and_random_normalised_with_a_made_up_table(tmp_path, monkeypat
     assert (tmp_path / "normalised_scores_per_game.png").exists()
 
 
-def test_rl_report_minatar_has_no_human_or_random_scores(tmp_path):
-    runs = [_run(tmp_path / n, m, ["Breakout", "Freeway"], FT_CURVE, command="minatar")
+def test_rl_report_minatar_random_scores_only_under_their_protocol(tmp_path):
+    from continual.report_rl import MINATAR_RANDOM
+    # no protocol in config.json (or another one): no normalised scores, and the report says why
+    runs = [_run(tmp_path / n, m, ["Breakout", "Freeway"], FT_CURVE, command="minatar",
+                 config={"sticky": 0.0, "ppo": {"eval_max_steps": 10_000}})
             for n, m in (("ft", "finetune"), ("ewc", "ewc"))]
     rep = report(runs, out=str(tmp_path / "rep"), plots=False)
-    assert rep["reference_scores"]["human"] == {} and "MinAtar" in rep["reference_scores"]["note"]
+    assert rep["reference_scores"]["human"] == {} and rep["reference_scores"]["random"] == {}
+    assert "MinAtar" in rep["reference_scores"]["note"]
     assert all(v is None for row in rep["runs"][0]["human_normalised_matrix"] for v in row)
     assert rep["groups"][0]["human_normalised"]["games"] == []
-    assert "publishes no human scores" in rep["table"]
+    assert "publishes no human or random scores" in rep["table"]
+    # sticky 0.1 and the 10k cap: the measured random scores, random-normalised by hand
+    proto = {"sticky": 0.1, "ppo": {"eval_max_steps": 10_000}}
+    runs = [_run(tmp_path / f"p{n}", m, ["Breakout", "Freeway"], FT_CURVE, command="minatar",
+                 config=proto) for n, m in (("ft", "finetune"), ("ewc", "ewc"))]
+    rep = report(runs, out=str(tmp_path / "rep2"), plots=False)
+    rb, rf = MINATAR_RANDOM["Breakout"], MINATAR_RANDOM["Freeway"]
+    assert rep["reference_scores"]["random"] == {"Breakout": rb, "Freeway": rf}
+    assert rep["reference_scores"]["human"] == {}
+    # FT_CURVE's final row [1, 30]; fine-tuning's best: Breakout 3, Freeway 30
+    rn = rep["runs"][0]["random_normalised_matrix"]
+    assert rn[-1] == pytest.approx([(1 - rb) / (3 - rb), 1.0])
+    assert rep["groups"][0]["human_normalised"]["games"] == []
+    assert "measured here, not published" in rep["table"]
 
 
 def test_rl_report_nonpositive_reference_is_left_out_and_said(tmp_path, capsys):
