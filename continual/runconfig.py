@@ -39,7 +39,7 @@ METHODS["minatar"] = METHODS["atari"]
 class AtariMachine:
     device: str = knob("cpu", "cpu, cuda, cuda:1, ...")
     threads: int = knob(0, "torch CPU threads (0: torch's default)")
-    env_threads: int = knob(0, "ALE emulator threads (0: min(num_envs, cores); MinAtar: unused)")
+    env_threads: int = knob(0, "ALE emulator threads (0: min(num_envs, cores); Atari only)")
     progress: bool = knob(True, "show a progress bar", flag="no-progress")
     # A machine setting: videos are outputs only (filming draws no randomness and changes
     # nothing of the run), so they may be switched on or off at a --resume, and two runs that
@@ -137,6 +137,9 @@ class MinAtarRun(AtariRun):
                 or not 0.0 <= self.sticky <= 1.0:
             raise ValueError(f"sticky={self.sticky!r} must be a probability in [0, 1]")
         self.sticky = float(self.sticky)
+        if self.machine.env_threads:
+            raise ValueError(f"env_threads={self.machine.env_threads} sets ALE's emulator threads, "
+                             f"and MinAtar's games step in Python: drop --env-threads")
         self._check_common()
 
     def env_options(self) -> dict:

@@ -199,6 +199,9 @@ def test_runconfig_minatar_defaults_flags_and_refusals():
         runconfig.resolve("minatar", {"sticky": "2"})
     with pytest.raises(ValueError, match="hat"):
         runconfig.resolve("minatar", {"regularizer": "hat"})
+    with pytest.raises(ValueError, match="drop --env-threads"):       # an Atari-only flag
+        runconfig.resolve("minatar", {"env_threads": "2"})
+    assert runconfig.resolve("atari", {"env_threads": "2"}).machine.env_threads == 2
 
 
 @pytest.mark.slow
