@@ -226,6 +226,24 @@ _ATARI_AGSCL = {"mu": 0.1, "lam": 100.0, "eta": 0.9, "rho": 1.0, "prox": "step"}
 _ATARI = {"agscl": _ATARI_AGSCL, "ewc": {"lam": 5000.0},
           "ewc_online": {"lam": 5000.0, "gamma": 0.9}}
 
+# The game streams' named strength sets (``--reg-preset``). 'paper' (the default) is the paper's
+# equations with the proximal step after every PPO minibatch (Algorithm 1). 'lab' is AGS-CL as
+# the authors' RL code ran it (sangwon-jung94/AGS-CL: `approaches/ppo_gs.py`, `main_rl.py`,
+# the README's `--gs-mu 0.1 --gs-lamb 1000`): the proximal step once per PPO epoch, Omega scaled
+# by 400/19 (its gs_cal_rl loop), no hard freeze (its freeze mask was applied to the old copy
+# of the model), (I.2) over every Omega == 0 node with rho 1.0 (PPO_GS's gamma = 1.0). main_rl.py
+# passes only mu and lamb to PPO_GS, so eta is its constructor's 0.9: the 1.0 of
+# `arguments_rl.py`'s --gs-eta (like its --gs-mu 0.5, --gs-lamb 100 and --gs-rho) never reaches
+# the method. The other methods have one published RL setting (EWC lam 5000): 'lab' = 'paper'.
+LAB_RL_OMEGA_SCALE = 400.0 / 19.0      # = regularizers.agscl.LAB_RL_OMEGA_SCALE (tested)
+_LAB_AGSCL = {"mu": 0.1, "lam": 1000.0, "eta": 0.9, "rho": 1.0, "prox": "epoch",
+              "reinit_from": "unimportant", "hard_freeze": False,
+              "omega_scale": LAB_RL_OMEGA_SCALE}
+REG_PRESETS = {"paper": "the paper's equations, proximal step after every PPO minibatch",
+               "lab": "AGS-CL as the authors' RL code ran it (prox per PPO epoch, Omega x 400/19, "
+                      "no hard freeze, (I.2) on all of G0, mu 0.1, lam 1000)"}
+_ATARI_LAB = {**_ATARI, "agscl": _LAB_AGSCL}
+
 # Vision (reference facts; the published AGS-CL values were tuned with the proximal step once
 # per epoch). AGS-CL's (I.2) draws its rho fraction from the paper's candidates (zero-norm G0
 # nodes); the published code, for which these rho were tuned, drew from all of G0:
@@ -276,11 +294,20 @@ _SAME_AS = {"agscl_no_reinit": "agscl", "agscl_no_randinit": "agscl",
             "agscl_no_zeroinit": "agscl"}
 
 
-def strengths(benchmark: str, regularizer: str) -> dict[str, Any]:
-    """The default hyperparameters of ``regularizer`` on ``benchmark`` ('atari' or a vision
-    benchmark), a copy; {} where the constructor's defaults apply."""
+def strengths(benchmark: str, regularizer: str, preset: str = "paper") -> dict[str, Any]:
+    """The default hyperparameters of ``regularizer`` on ``benchmark`` ('atari', 'minatar' or
+    a vision benchmark), a copy; {} where the constructor's defaults apply. ``preset``: one of
+    ``REG_PRESETS`` (the game streams only)."""
     if benchmark not in REGULARIZER_STRENGTHS:
         raise ValueError(f"unknown benchmark {benchmark!r}; choose one of: "
                          f"{', '.join(REGULARIZER_STRENGTHS)}")
+    if preset not in REG_PRESETS:
+        raise ValueError(f"unknown regularizer preset {preset!r}; choose one of: "
+                         f"{', '.join(REG_PRESETS)}")
     table = REGULARIZER_STRENGTHS[benchmark]
+    if preset == "lab":
+        if benchmark not in ("atari", "minatar"):
+            raise ValueError(f"regularizer preset 'lab' is the authors' RL code's; the vision "
+                             f"benchmark {benchmark!r} has one set (agents/config.py)")
+        table = _ATARI_LAB
     return dict(table.get(_SAME_AS.get(regularizer, regularizer), {}))

@@ -1,6 +1,6 @@
 """Multi-head actor-critic for the MinAtar stream: the network of the MinAtar paper (Young &
 Tian, 2019): one 3x3 convolution with 16 channels (stride 1, no padding: 10x10 -> 8x8), a ReLU,
-a fully connected layer of 128 units, a ReLU; then per game an actor (Linear(128, A_t)) and a
+a fully connected layer of 128 units (``hidden``), a ReLU; then per game an actor (Linear(128, A_t)) and a
 critic (Linear(128, 1)) in ``model.heads[t]`` (``agents.atari_net.PolicyHead``).
 
 Regularizers find two node layers in the trunk, conv1 (16 channel nodes) and fc (128 nodes),
@@ -20,19 +20,21 @@ CHANNELS, GRID, CONV, HIDDEN = 10, 10, 16, 128
 
 
 class MinAtarActorCritic(nn.Module):
-    def __init__(self, num_actions_per_task: list[int]):
+    def __init__(self, num_actions_per_task: list[int], hidden: int = HIDDEN):
         super().__init__()
         if not num_actions_per_task or any(int(a) < 1 for a in num_actions_per_task):
             raise ValueError(f"num_actions_per_task must be a non-empty list of positive ints, "
                              f"got {num_actions_per_task!r}")
+        if isinstance(hidden, bool) or not isinstance(hidden, int) or hidden < 1:
+            raise ValueError(f"hidden={hidden!r}: the fc width must be an integer >= 1")
         self.num_actions = [int(a) for a in num_actions_per_task]
         # Definition order = the trunk chain the regularizers see.
         self.conv1 = layer_init(nn.Conv2d(CHANNELS, CONV, 3, stride=1))
-        self.fc = layer_init(nn.Linear(CONV * (GRID - 2) ** 2, HIDDEN))
-        self.heads = nn.ModuleList(PolicyHead(HIDDEN, a) for a in self.num_actions)
+        self.fc = layer_init(nn.Linear(CONV * (GRID - 2) ** 2, hidden))
+        self.heads = nn.ModuleList(PolicyHead(hidden, a) for a in self.num_actions)
 
     def features(self, x: torch.Tensor) -> torch.Tensor:
-        """uint8 grids (N, 10, 10, 10) -> trunk output (N, 128)."""
+        """uint8 grids (N, 10, 10, 10) -> trunk output (N, hidden)."""
         x = F.relu(self.conv1(x.float()), inplace=True)
         return F.relu(self.fc(torch.flatten(x, 1)), inplace=True)
 

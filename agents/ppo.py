@@ -94,12 +94,14 @@ def ppo_losses(logits, newvalue, actions, old_logprob, old_value, adv, returns, 
 class PPOLearner:
     """PPO over a stream of games (``env``: 'atari' or 'minatar'); one multi-head actor-critic
     for all (``agents/atari_net.py``, or ``agents/minatar_net.py`` with ``arch='minatar'``).
-    ``env_options``: keyword arguments of the stream's env constructors (MinAtar: sticky)."""
+    ``env_options``: keyword arguments of the stream's env constructors (MinAtar: sticky);
+    ``net_options``: of its network's (MinAtar: ``hidden``, the fc width)."""
 
     matrix_key = "reward_matrix"
 
     def __init__(self, config: PPOConfig, games: list[str] | str, device: str = "cpu",
-                 env_threads: int = 0, env: str = "atari", env_options: dict | None = None):
+                 env_threads: int = 0, env: str = "atari", env_options: dict | None = None,
+                 net_options: dict | None = None):
         self.config = config.validate()
         if env not in STREAMS:
             raise ValueError(f"unknown game stream {env!r}; choose one of: {', '.join(STREAMS)}")
@@ -114,8 +116,9 @@ class PPOLearner:
         sizes = [self.stream.num_actions(g) for g in self.task_names]
         with torch.random.fork_rng(devices=[]):        # leave the global RNG alone
             torch.manual_seed(derive_seed(config.seed, "model-init"))
-            model = MinAtarActorCritic(sizes) if env == "minatar" else \
-                ActorCritic(sizes, arch=config.arch, channels_last=config.channels_last)
+            model = MinAtarActorCritic(sizes, **(net_options or {})) if env == "minatar" else \
+                ActorCritic(sizes, arch=config.arch, channels_last=config.channels_last,
+                            **(net_options or {}))
             self.model = model.to(self.device)
         self.optimizer: torch.optim.Optimizer | None = None
         self.task: int | None = None

@@ -22,8 +22,8 @@ from pathlib import Path
 from typing import Any
 
 import regularizers
-from agents.config import PPO_PRESETS, ClassifierConfig, PPOConfig, knob, replace_checked, \
-    strengths
+from agents.config import PPO_PRESETS, REG_PRESETS, ClassifierConfig, PPOConfig, knob, \
+    replace_checked, strengths
 
 from .runfolder import CHECKPOINT_FORMAT, RunError, RunFolder, config_differences, \
     refuse_format
@@ -78,6 +78,8 @@ class AtariRun:
         "help": "comma-separated games, in stream order (default: the paper's 8-game stream)",
         "kind": str})
     regularizer: str = knob("agscl", "the continual-learning method")
+    reg_preset: str = knob("paper", "the regularizer's strength set: " + "; ".join(
+        f"{k}: {v}" for k, v in REG_PRESETS.items()) + ". Flags override it")
     regularizer_hparams: dict = field(default_factory=dict, metadata={"cli": False})
     ppo: PPOConfig = field(default_factory=PPOConfig)
     eval_every: int | None = knob(None, "env steps between evaluations of every seen game "
@@ -97,13 +99,17 @@ class AtariRun:
         """Keyword arguments of the stream's env constructors."""
         return {}
 
+    def net_options(self) -> dict:
+        """Keyword arguments of the stream's network."""
+        return {}
+
     def _check_common(self):
         if (self.command == "minatar") != (self.ppo.arch == "minatar"):
             raise ValueError(f"PPO arch {self.ppo.arch!r} (preset {self.ppo.preset!r}) does not "
                              f"fit train.py {self.command}: MinAtar runs the minatar presets "
                              f"(arch minatar), Atari the cpu or paper presets")
         _check_method(self.command, self.regularizer)
-        self.regularizer_hparams = {**strengths(self.command, self.regularizer),
+        self.regularizer_hparams = {**strengths(self.command, self.regularizer, self.reg_preset),
                                     **self.regularizer_hparams}
         units = max(1, self.ppo.steps_per_task // self.ppo.batch_size)
         if self.eval_every is None:
@@ -127,6 +133,8 @@ class MinAtarRun(AtariRun):
     ppo: PPOConfig = field(default_factory=lambda: PPOConfig.from_preset("minatar"))
     sticky: float = knob(0.1, "probability that a game repeats the previous action "
                               "(MinAtar's sticky actions; its standard is 0.1)")
+    fc_width: int = knob(128, "units of the MinAtar network's fc layer (the MinAtar paper's "
+                              "128): the trunk's capacity")
     command = "minatar"
     default_preset = "minatar"
 
@@ -137,6 +145,7 @@ class MinAtarRun(AtariRun):
                 or not 0.0 <= self.sticky <= 1.0:
             raise ValueError(f"sticky={self.sticky!r} must be a probability in [0, 1]")
         self.sticky = float(self.sticky)
+        _check_int("fc_width", self.fc_width, 1)
         if self.machine.env_threads:
             raise ValueError(f"env_threads={self.machine.env_threads} sets ALE's emulator threads, "
                              f"and MinAtar's games step in Python: drop --env-threads")
@@ -144,6 +153,9 @@ class MinAtarRun(AtariRun):
 
     def env_options(self) -> dict:
         return {"sticky": self.sticky}
+
+    def net_options(self) -> dict:
+        return {"hidden": self.fc_width}
 
 
 @dataclass
@@ -488,7 +500,8 @@ def build(config):
         from agents.ppo import PPOLearner
         learner = PPOLearner(config.ppo, config.games, device=m.device,
                              env_threads=m.env_threads, env=config.command,
-                             env_options=config.env_options())
+                             env_options=config.env_options(),
+                             net_options=config.net_options())
         per_unit = config.ppo.batch_size
         schedule = Schedule(eval_every=max(1, config.eval_every // per_unit)
                             if config.eval_every else 0,

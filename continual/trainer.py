@@ -306,7 +306,8 @@ class ContinualTrainer:
             s["task_seconds"].append(time.perf_counter() - task_start)
             bar.write(f"task {t + 1}/{len(self.tasks)} {name} done: "
                       + ", ".join(f"{self.tasks[j]} {v:.4g}" for j, v in enumerate(rows["score"]))
-                      + (f" | {', '.join(f'{k} {v:.3f}' for k, v in tm.items())}" if tm else "")
+                      + (f" | {', '.join(f'{k} {v:.3f}' for k, v in tm.items() if '/' not in k)}"
+                         if tm else "")
                       + (" | dormant " + ", ".join(f"{k} {v:.3f}" for k, v in
                                                    dormant["layers"]["all"].items()
                                                    if k.startswith("tau") and "_" not in k)

@@ -30,6 +30,27 @@ AGS-CL's own CPU ``torch.Generator`` (``self.generator``, seeded by ``seed``, sa
 and a resumed run draws what the uninterrupted one would have.
 Omega is measured with the model in eval mode (``omega_train_mode=True`` reproduces the
 published code, which measured it with dropout on).
+
+``omega_scale`` multiplies each task's new importance before eq. (14) adds it. The paper's
+rule is 1. The authors' RL code (`approaches/ppo_gs.py` of sangwon-jung94/AGS-CL,
+``gs_cal_rl``) adds ``sbatch * mean activation`` for each of ``num_gs_steps`` rollout steps and
+then divides the running sum by ``num_gs_steps`` once per pass, for ``gs_epochs`` passes over
+the same steps; with its defaults (sbatch 20, 20 steps, 100 passes) that leaves
+Omega = 20 * sum_{k<100} 20^-k * mean activation = 400/19 (about 21.05) * mean activation
+(``LAB_RL_OMEGA_SCALE``).
+
+Capacity diagnosis (``task_metrics``, per trunk layer ``<metric>/<layer>``), from which a reader
+tells whether a task failed for lack of free nodes (mu) or because the important ones were
+held (lam * Omega):
+    g0_start           share of the layer's nodes in G0 when the task started
+    g0_end             share in G0 after the task's eq. (14)
+    g0_used            share of the task-start G0 nodes that the task put to use (Omega > 0 after)
+    important_moved    share of the task-start important nodes whose group moved at all
+    drift              mean ||theta_n - theta_hat_n|| of the task-start important nodes
+    freeze_threshold   their mean alpha * lam * Omega_n (alpha: the task's first step size),
+                       the drift below which eq. (12)-(13) snaps a node back
+g0_used, important_moved, drift and freeze_threshold are left out where the set they average
+over is empty (no G0 / no important node at the task's start).
 """
 from __future__ import annotations
 
@@ -42,6 +63,9 @@ from torch import nn
 
 from .base import Batch, LossFn, Regularizer, check_range, tensor_bytes
 from .groups import NodeLayer, find_node_layers, head_input_layers
+
+# The Omega scale of the authors' RL code (see the module docstring): 20 * sum_{k<100} 20^-k.
+LAB_RL_OMEGA_SCALE = 400.0 / 19.0
 
 REINIT_MODES = {
     "both": (True, True),    # AGS-CL
@@ -87,12 +111,14 @@ class AGSCL(Regularizer):
             "reinit": "AGS-CL re-initialisation: both | none | zero (I.1) | rand (I.2)",
             "reinit_from": "AGS-CL (I.2) candidates: zero_norm (paper) | unimportant (lab)",
             "hard_freeze": "AGS-CL: hold the weights from G0 into important nodes at 0",
-            "omega_train_mode": "AGS-CL: measure Omega in train mode (the lab's dropout on)"}
+            "omega_train_mode": "AGS-CL: measure Omega in train mode (the lab's dropout on)",
+            "omega_scale": "AGS-CL factor on each task's new Omega in eq. (14): 1 (paper) | "
+                           "400/19 = 21.05 (the authors' RL code)"}
 
     def __init__(self, model: nn.Module, mu: float = 0.1, lam: float = 100.0, eta: float = 0.9,
                  rho: float = 1.0, prox: str = "step", reinit: str = "both",
                  reinit_from: str = "zero_norm", hard_freeze: bool = True,
-                 omega_train_mode: bool = False, seed: int = 0):
+                 omega_train_mode: bool = False, omega_scale: float = 1.0, seed: int = 0):
         super().__init__(model)
         self.mu = check_range("mu", mu, lo=0)
         self.lam = check_range("lam", lam, lo=0)
@@ -111,6 +137,7 @@ class AGSCL(Regularizer):
         self.zero_init, self.rand_init = REINIT_MODES[reinit]
         self.hard_freeze = bool(hard_freeze) and self.zero_init
         self.omega_train_mode = bool(omega_train_mode)
+        self.omega_scale = check_range("omega_scale", omega_scale, lo=0, lo_open=True)
 
         self.layers: list[NodeLayer] = find_node_layers(model)
         if self.rand_init:
@@ -128,7 +155,8 @@ class AGSCL(Regularizer):
         self.generator = torch.Generator().manual_seed(self.seed)
         self.omega = [torch.zeros(L.num_nodes, device=L.module.weight.device)
                       for L in self.layers]
-        self.history: list[dict[str, float]] = []
+        self.history: list[dict] = []
+        self._alpha0: float | None = None     # the task's first step size (diagnosis)
         self.set_anchor()
 
     # --- per-task constants ----------------------------------------------------------------
@@ -172,14 +200,22 @@ class AGSCL(Regularizer):
 
     # --- hooks --------------------------------------------------------------------------
     def begin_task(self, task: int) -> None:
+        if task != self.task:
+            self._alpha0 = None
         super().begin_task(task)
         self._prepare()
+
+    def _note_alpha(self, lr) -> None:
+        if self._alpha0 is None:
+            self._alpha0 = float(lr)
 
     # The hard freeze acts before the prox: it returns the cut weights to their theta_hat
     # value (0), so ||theta_n - theta_hat_n|| in eq. (12)-(13) measures only the node's real
     # drift and a node within alpha * lam * Omega_n snaps back exactly. The prox keeps the cut
     # weights at 0 (there theta = ref = 0), so no second freeze is needed.
     def after_step(self, lr: float) -> None:
+        if self._alpha0 is None:
+            self._note_alpha(lr)
         if self.prox_every == "step" and self._graph_ready():
             with torch.cuda.device(self._alpha.device):   # the model's GPU, not the current one
                 self._alpha.fill_(lr)
@@ -315,6 +351,8 @@ class AGSCL(Regularizer):
         """Eq. (14): Omega_n <- eta * Omega_n + (1/N_t) sum_m a_n(x_m), over ``batches``
         of task ``task`` (``mean_activations``)."""
         act = self.mean_activations(task, batches)
+        if self.omega_scale != 1.0:
+            act = [self.omega_scale * a for a in act]
         self.omega = [self.eta * om + a for om, a in zip(self.omega, act)]
 
     def unimportant_nodes(self) -> list[torch.Tensor]:
@@ -327,10 +365,12 @@ class AGSCL(Regularizer):
         # Analysis 1: used capacity = nodes whose incoming weights did not move this task.
         moved = self.group_norms(diff_from_hat=True)
         unchanged = sum(int((m == 0).sum()) for m in moved)
+        omega_before = self.omega
 
         self.update_omega(task, batches)                                         # eq. (14)
         unimportant = self.unimportant_nodes()                                   # eq. (2)
         total = sum(L.num_nodes for L in self.layers)
+        layers = self.capacity_diagnosis(omega_before, self.omega, moved)
 
         if self.zero_init:
             self.zero_outgoing(task, unimportant)                                # (I.1)
@@ -347,8 +387,29 @@ class AGSCL(Regularizer):
             "used_capacity": unchanged / total,
             "reinitialised": reinitialised / total,
             "zero_norm": zero_norm / total,
+            "layers": layers,
         })
         self.task = task
+
+    def capacity_diagnosis(self, omega_before: list[torch.Tensor],
+                           omega_after: list[torch.Tensor], drift: list[torch.Tensor]
+                           ) -> dict[str, dict[str, float]]:
+        """Per node layer, the task's capacity record (module docstring): ``omega_before``
+        is Omega at the task's start, ``omega_after`` after its eq. (14), ``drift`` the
+        nodes' ||theta_n - theta_hat_n|| at the task's end."""
+        alpha = self._alpha0 if self._alpha0 is not None else 0.0
+        out = {}
+        for L, ob, oa, d in zip(self.layers, omega_before, omega_after, drift):
+            g0, imp = ob == 0, ob > 0
+            rec = {"g0_start": float(g0.float().mean()), "g0_end": float((oa == 0).float().mean())}
+            if g0.any():
+                rec["g0_used"] = float((oa[g0] > 0).float().mean())
+            if imp.any():
+                rec["important_moved"] = float((d[imp] > 0).float().mean())
+                rec["drift"] = float(d[imp].double().mean())
+                rec["freeze_threshold"] = float((alpha * self.lam * ob[imp].double()).mean())
+            out[L.name] = rec
+        return out
 
     @torch.no_grad()
     def zero_outgoing(self, task: int, unimportant: list[torch.Tensor]) -> None:
@@ -410,9 +471,10 @@ class AGSCL(Regularizer):
             return {}
         h = self.history[-1]
         out = {"sparsity": h["sparsity"], "used_capacity": h["used_capacity"],
-               "reinitialised": h["reinitialised"]}
-        if "zero_norm" in h:                # (not in the history of runs saved before it)
-            out["zero_norm"] = h["zero_norm"]
+               "reinitialised": h["reinitialised"], "zero_norm": h["zero_norm"]}
+        for layer, rec in h["layers"].items():
+            for k, v in rec.items():
+                out[f"{k}/{layer}"] = v
         return out
 
     def state_tensors(self) -> list[torch.Tensor]:
@@ -421,7 +483,8 @@ class AGSCL(Regularizer):
     def state_dict(self) -> dict:
         return {"task": self.task, "omega": [o.clone() for o in self.omega],
                 "theta_hat": [[t.clone() for t in th] for th in self.theta_hat],
-                "history": list(self.history), "generator": self.generator.get_state()}
+                "history": list(self.history), "generator": self.generator.get_state(),
+                "alpha0": self._alpha0}
 
     def load_state_dict(self, state: dict) -> None:
         if len(state["omega"]) != len(self.layers) or any(
@@ -435,6 +498,6 @@ class AGSCL(Regularizer):
         self.omega = [o.to(dev) for o in state["omega"]]
         self.theta_hat = [[t.to(dev) for t in th] for th in state["theta_hat"]]
         self.history = list(state["history"])
-        if "generator" in state:    # a state without one keeps the generator seeded here
-            self.generator.set_state(state["generator"].cpu())
+        self.generator.set_state(state["generator"].cpu())
+        self._alpha0 = state["alpha0"]
         self._prepare()
