@@ -333,6 +333,60 @@ def plot_rl_report(rep: dict, out: Path) -> None:
     plot_normalised_scores_per_game(rep, out)
     plot_forgetting_forward_transfer(rep, out)
     plot_lam_sweep(rep, out)
+    plot_capacity(rep, out)
+
+
+def plot_capacity(rep: dict, out: Path) -> None:
+    """AGS-CL's capacity per trunk layer after each task (regularizers/agscl.py): the share of
+    nodes free (G0) at the task's start, the share of those the task put to use, the share of
+    important nodes that moved, and their mean drift over the freeze threshold alpha*lam*Omega;
+    per group, the mean over its runs that reached the task with its 95% bootstrap CI. A task
+    that failed for lack of free nodes shows a low G0 share; one whose important nodes were
+    held, a drift ratio under 1 and few nodes moved. Nothing is written without such runs."""
+    by = {g: prs for g, prs in _by_method(rep).items() if prs[0].get("capacity")}
+    if not by:
+        return
+    layers = sorted({k.split("/", 1)[1] for prs in by.values() for k in prs[0]["capacity"]})
+    panels = (("g0_start", "G0 share at task start"), ("g0_used", "G0 nodes put to use"),
+              ("important_moved", "important nodes moved"),
+              ("ratio", "drift / freeze threshold"))
+    fig, axes = plt.subplots(1, 4, figsize=(16, 3.8))
+    colours, styles = _colours(), ["-", "--", ":", "-."]
+
+    def series(run: dict, key: str, layer: str) -> list:
+        c = run["capacity"]
+        if key != "ratio":
+            return c.get(f"{key}/{layer}") or []
+        d, f = c.get(f"drift/{layer}") or [], c.get(f"freeze_threshold/{layer}") or []
+        return [None if a is None or not b else a / b for a, b in zip(d, f)]
+
+    for k, (g, prs) in enumerate(by.items()):
+        for li, layer in enumerate(layers):
+            for ax, (key, title) in zip(axes, panels):
+                rows = [series(p, key, layer) for p in prs]
+                n = max(map(len, rows), default=0)
+                ests = [metrics.mean_ci([r[t] for r in rows if len(r) > t and r[t] is not None])
+                        if any(len(r) > t and r[t] is not None for r in rows) else None
+                        for t in range(n)]
+                mean, err = _err(ests)
+                if np.isfinite(mean).any():
+                    ax.errorbar(np.arange(1, n + 1) + 0.04 * k, mean, yerr=err, marker="o",
+                                ls=styles[li % len(styles)], capsize=3,
+                                color=colours[k % len(colours)], label=f"{g} {layer}")
+                ax.set_title(title, fontsize=9)
+                ax.set_xlabel("task")
+                ax.xaxis.get_major_locator().set_params(integer=True)
+                if key != "ratio":
+                    ax.set_ylim(-0.03, 1.03)
+    axes[3].axhline(1.0, color="grey", lw=0.8)
+    axes[3].set_yscale("symlog", linthresh=1e-2)
+    handles, labels = axes[0].get_legend_handles_labels()
+    if handles:
+        fig.legend(handles, labels, fontsize=7, loc="lower center", ncol=min(4, len(labels)),
+                   bbox_to_anchor=(0.5, -0.02))
+    fig.tight_layout(rect=(0, 0.08 + 0.03 * (len(labels) // 4), 1, 1))
+    fig.savefig(out / "capacity.png", dpi=120)
+    plt.close(fig)
 
 
 def _by_method(rep: dict) -> dict[str, list[dict]]:

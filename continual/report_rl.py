@@ -56,6 +56,11 @@ ATARI_SOURCE = ("Mnih et al. 2015 (Nature), Extended Data Table 2: 'Random play'
 # per game (docs/RESULTS.md section 9). They hold for that protocol only.
 MINATAR_RANDOM = {"Asterix": 0.59, "Breakout": 0.48, "Freeway": 0.38, "Seaquest": 0.12,
                   "SpaceInvaders": 4.24}
+# The best constant action's score per game under the same protocol (`python
+# experiments/minatar_random.py --constant`, 100 full games per action): a floor as real as the
+# random one. A game a constant action plays well (Freeway: always "up") measures no capacity.
+MINATAR_CONSTANT = {"Asterix": 0.67, "Breakout": 0.55, "Freeway": 15.97, "Seaquest": 0.0,
+                    "SpaceInvaders": 3.0}
 MINATAR_PROTOCOL = {"sticky": 0.1, "eval_max_steps": 10_000}
 MINATAR_SOURCE = ("measured here, not published: the uniform-random policy's mean over 100 full "
                   "games per game, sticky actions 0.1, capped at 10k steps "
@@ -64,6 +69,9 @@ NO_REFERENCE_SCORES = {
     "minatar": "MinAtar (Young & Tian 2019) publishes no human or random scores, and the "
                "random scores measured here (experiments/minatar_random.py) hold only for "
                "sticky actions 0.1 and a 10k-step cap: no human- or random-normalised scores"}
+
+# AGS-CL's per-layer capacity diagnosis (regularizers/agscl.py), results keys "<key>/<layer>"
+CAPACITY_KEYS = ("g0_start", "g0_end", "g0_used", "important_moved", "drift", "freeze_threshold")
 
 # score key of the evaluations -> its reward matrix, its Figure 7 keys in the report
 VARIANTS = {"score": ("reward_matrix", ""), "score_sampled": ("reward_matrix_sampled", "_sampled")}
@@ -114,7 +122,9 @@ def reference_scores(bench: str, tasks: list[str], protocol: dict | None = None)
     if bench == "minatar" and protocol == MINATAR_PROTOCOL:
         have = [t for t in tasks if t in MINATAR_RANDOM]
         return {"benchmark": bench, "source": MINATAR_SOURCE, "human": {},
-                "random": {t: MINATAR_RANDOM[t] for t in have}, "note": None}
+                "random": {t: MINATAR_RANDOM[t] for t in have},
+                "constant": {t: MINATAR_CONSTANT[t] for t in tasks if t in MINATAR_CONSTANT},
+                "note": None}
     if bench != "atari":
         return {"benchmark": bench, "source": None, "random": {}, "human": {},
                 "note": NO_REFERENCE_SCORES.get(bench, f"no published random or human scores "
@@ -503,6 +513,7 @@ def rl_report(runs: list[dict], window: int = TRAINING_WINDOW,
                              if k in c} for c in r.get("eval_curve", [])]
         rr["sps"] = r.get("sps")
         rr["regularizer_memory_bytes"] = r.get("regularizer_memory_bytes")
+        rr["capacity"] = {k: v for k, v in r.items() if k.split("/")[0] in CAPACITY_KEYS}
         rr["task_spans"] = task_spans(r)
         rr["training_returns"] = training_returns(r["_path"])
         rr["training_windows"] = training_windows(rr["training_returns"], rr["task_spans"],
@@ -621,6 +632,10 @@ def _normalised_scores_table(rep: dict, suffix: str, what: str) -> list[str]:
         return lines + [f"  {sc.get('note') or 'no published random or human scores'}"]
     lines.append(f"  random and human scores: {sc['source']}"
                  + (f"; {sc['note']}" if sc.get("note") else ""))
+    if sc.get("constant"):
+        lines.append("  best constant action's score (experiments/minatar_random.py --constant; "
+                     "a game it plays as well as a trained policy measures no capacity): "
+                     + ", ".join(f"{t} {v:g}" for t, v in sc["constant"].items()))
     w = max([20] + [len(g["label"]) + 2 for g in rep["groups"]])
     for kind, formula in (("human", "(score - random) / (human - random)"),
                           ("random", "(score - random) / (fine-tuning's best - random)")):

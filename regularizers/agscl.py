@@ -472,7 +472,7 @@ class AGSCL(Regularizer):
         h = self.history[-1]
         out = {"sparsity": h["sparsity"], "used_capacity": h["used_capacity"],
                "reinitialised": h["reinitialised"], "zero_norm": h["zero_norm"]}
-        for layer, rec in h["layers"].items():
+        for layer, rec in h.get("layers", {}).items():
             for k, v in rec.items():
                 out[f"{k}/{layer}"] = v
         return out
@@ -498,6 +498,7 @@ class AGSCL(Regularizer):
         self.omega = [o.to(dev) for o in state["omega"]]
         self.theta_hat = [[t.to(dev) for t in th] for th in state["theta_hat"]]
         self.history = list(state["history"])
-        self.generator.set_state(state["generator"].cpu())
-        self._alpha0 = state["alpha0"]
+        if "generator" in state:    # a state without one keeps the generator seeded here
+            self.generator.set_state(state["generator"].cpu())
+        self._alpha0 = state.get("alpha0")
         self._prepare()

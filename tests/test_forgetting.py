@@ -295,6 +295,28 @@ def test_rl_report_minatar_random_scores_only_under_their_protocol(tmp_path):
     assert rn[-1] == pytest.approx([(1 - rb) / (3 - rb), 1.0])
     assert rep["groups"][0]["human_normalised"]["games"] == []
     assert "measured here, not published" in rep["table"]
+    # the constant-action floor beside it, from the measured table
+    assert rep["reference_scores"]["constant"] == {
+        "Breakout": report_rl.MINATAR_CONSTANT["Breakout"], "Freeway": 15.97}
+    assert "best constant action's score" in rep["table"] and "Freeway 15.97" in rep["table"]
+
+
+def test_rl_report_capacity_per_layer_and_its_plot(tmp_path):
+    """AGS-CL's per-layer diagnosis goes from results.json into the report's runs and
+    capacity.png; a run without it (fine-tuning) has none and no plot needs it."""
+    runs = [_run(tmp_path / "ft", "finetune", TASKS, FT_CURVE),
+            _run(tmp_path / "ags", "agscl", TASKS, AGS_CURVE)]
+    res = json.loads((runs[1] / "results.json").read_text())
+    cap = {"g0_start/fc": [1.0, 0.25], "g0_used/fc": [0.5, None],
+           "important_moved/fc": [None, 0.5], "drift/fc": [None, 0.2],
+           "freeze_threshold/fc": [None, 0.4]}
+    (runs[1] / "results.json").write_text(json.dumps({**res, **cap, "sparsity": [0.5, 0.0]}))
+    rep = report(runs, out=str(tmp_path / "rep"), plots=True)
+    assert rep["runs"][0]["capacity"] == {} and rep["runs"][1]["capacity"] == cap
+    assert (tmp_path / "rep" / "capacity.png").stat().st_size > 0
+    (tmp_path / "rep" / "capacity.png").unlink()
+    plots.plot_capacity({"runs": [{**rep["runs"][0], "group": "ft"}]}, tmp_path / "rep")
+    assert not (tmp_path / "rep" / "capacity.png").exists()
 
 
 def test_rl_report_nonpositive_reference_is_left_out_and_said(tmp_path, capsys):

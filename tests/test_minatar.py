@@ -17,7 +17,7 @@ from envs.replay import ReplayableTrainEnv
 from regularizers.base import Regularizer
 from regularizers.groups import find_node_layers
 
-from tests.tiny import DEVICE, roundtrip
+from tests.tiny import DEVICE, load_script, roundtrip
 
 pytest.importorskip("minatar")
 
@@ -229,3 +229,20 @@ def test_random_policy_floor_is_the_uniform_policy_under_the_eval_protocol():
     assert s.tolist() == a + b
     out = rnd.main(["--games", "Freeway", "--episodes", "2", "--max-steps", "30"])
     assert out["Freeway"]["episodes"] == 2 and out["Freeway"]["mean"] >= 0
+
+
+def test_constant_action_baseline_plays_one_action():
+    rnd = load_script("experiments", "minatar_random")
+    n = minatar.num_actions("Freeway")
+    up = rnd.constant_scores("Freeway", 1, episodes=3, max_steps=400, seed=5, batch=2)
+    # independently: an evaluation whose greedy policy always picks action 1
+    one = lambda o: np.eye(n, dtype=np.float32)[np.ones(len(o), int)]     # noqa: E731
+    _, a = minatar.evaluate(one, "Freeway", episodes=2, seed=5, greedy=True, max_steps=400)
+    _, b = minatar.evaluate(one, "Freeway", episodes=1, seed=1005, greedy=True, max_steps=400)
+    assert up.tolist() == a + b and up.mean() > 0
+    assert rnd.constant_scores("Freeway", 0, 2, 400).tolist() == [0.0, 0.0]   # no-op
+    with pytest.raises(ValueError, match="not in Freeway"):
+        rnd.constant_scores("Freeway", n, 1, 10)
+    out = rnd.main(["--games", "Freeway", "--episodes", "2", "--max-steps", "400", "--constant"])
+    c = out["Freeway"]["constant"]
+    assert c["best_action"] == 1 and c["per_action"][0] == 0 and c["mean"] == max(c["per_action"])
