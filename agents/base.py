@@ -33,6 +33,7 @@ from typing import Any, Callable, Iterable, Protocol, Sequence, runtime_checkabl
 import torch
 from torch import nn
 
+from regularizers.base import Step
 from regularizers.groups import find_node_layers
 
 # Dormant units (Sokar et al., ICML 2023): the thresholds tau of their Figures (0: units that
@@ -42,11 +43,15 @@ DORMANT_OBS = 256
 
 
 def minibatch_step(task_loss: torch.Tensor, reg, optimizer: torch.optim.Optimizer,
-                   params, lr: float, max_grad_norm: float | None = None):
+                   params, lr: float, max_grad_norm: float | None = None, *, task: int,
+                   inputs, outputs):
     """One optimizer step with the regularizer's hooks in their documented order
-    (``regularizers/base.py``): loss = task loss + reg.penalty(); backward;
-    reg.before_step() (raw gradients); clip the gradient norm; step; reg.after_step(lr)
-    (AGS-CL's proximal step, alpha = lr). Returns (loss, penalty, gradient norm or None)."""
+    (``regularizers/base.py``): reg.begin_step(the step context: ``task``, the minibatch's
+    ``inputs``, the model's ``outputs`` on them, the optimizer, lr); loss = task loss +
+    reg.penalty(); backward; reg.before_step() (raw gradients); clip the gradient norm; step;
+    reg.after_step(lr) (AGS-CL's proximal step, alpha = lr). Returns (loss, penalty, gradient
+    norm or None)."""
+    reg.begin_step(Step(task, inputs, outputs, optimizer, lr))
     penalty = reg.penalty()
     loss = task_loss + penalty
     optimizer.zero_grad(set_to_none=True)

@@ -171,7 +171,7 @@ class ClassifierLearner:
             out = self.model(xb, task)
             loss = F.cross_entropy(out, yb)
             _, pen, _ = minibatch_step(loss, reg, self.optimizer, self.model.parameters(),
-                                       self.lr, c.clip_grad)
+                                       self.lr, c.clip_grad, task=task, inputs=xb, outputs=out)
             with torch.no_grad():
                 loss_sum += loss.detach().double() * idx.numel()
                 pen_sum += pen.detach().double() * idx.numel()

@@ -255,8 +255,9 @@ class PPOLearner:
                                cfg.clip_vloss)
                 task_loss = s["policy_loss"] - cfg.ent_coef * s["entropy"] \
                     + cfg.vf_coef * s["value_loss"]
-                loss, penalty, grad_norm = minibatch_step(task_loss, reg, self.optimizer,
-                                                          params, lr, cfg.max_grad_norm)
+                loss, penalty, grad_norm = minibatch_step(
+                    task_loss, reg, self.optimizer, params, lr, cfg.max_grad_norm, task=task,
+                    inputs=b_obs[idx], outputs=(logits, newvalue))
                 rows[n] = torch.stack([s["policy_loss"].detach(), s["value_loss"].detach(),
                                        s["entropy"].detach(), s["approx_kl"], s["clipfrac"],
                                        grad_norm.detach().float(),

@@ -3,10 +3,12 @@ base commit and with the working tree, compared field by field.
 
     python bench/same_results.py --base 5d4c92f          # prints one line per run, exit 1 on a difference
 
-Runs: 2-game Atari (finetune, agscl, ewc, si, mas, rwalk) and 3-task split_digits (every
-method), the same command line in both codes. Compared: every results.json field but timings,
-machine and the learner's echo of its config (matrices, evaluation curves, sparsity, used
-capacity, memory, ...). The base commit is checked out in a temporary git worktree.
+Runs: 2-game Atari (finetune, agscl, ewc, si, mas, rwalk), 2-game MinAtar (finetune, agscl,
+ewc) and 3-task split_digits (every method), the same command line in both codes. Compared:
+every results.json field of the base's but timings, machine and the learner's echo of its
+config (matrices, evaluation curves, sparsity, used capacity, memory, ...); fields only the
+working tree writes are listed as new, not as differences. The base commit is checked out in a
+temporary git worktree.
 """
 from __future__ import annotations
 
@@ -23,9 +25,12 @@ TINY_ATARI = ("atari --games Boxing,Gopher --num-envs 2 --num-steps 16 --update-
               "--num-minibatches 2 --steps-per-task 64 --eval-episodes 1 --eval-max-steps 30 "
               "--eval-every 32 --importance-steps 32 --checkpoint-every 1 --no-progress "
               "--threads 1 --seed 5").split()
+TINY_MINATAR = ("minatar --games Breakout,Asterix --preset minatar_tiny --eval-every 32 "
+                "--checkpoint-every 1 --no-progress --threads 1 --seed 5").split()
 TINY_VISION = ("vision --benchmark split_digits --epochs 2 --max-tasks 3 --no-progress "
                "--threads 1 --seed 3").split()
 ATARI = ("finetune", "agscl", "ewc", "si", "mas", "rwalk")
+MINATAR = ("finetune", "agscl", "ewc")
 VISION = ("finetune", "agscl", "agscl_no_reinit", "agscl_no_randinit", "agscl_no_zeroinit",
           "ewc", "ewc_online", "si", "mas", "rwalk", "hat")
 SKIP = {"sps", "time_split", "task_seconds", "elapsed_seconds", "sessions", "seconds_per_epoch",
@@ -34,6 +39,7 @@ SKIP = {"sps", "time_split", "task_seconds", "elapsed_seconds", "sessions", "sec
 
 def runs() -> dict[str, list[str]]:
     out = {f"atari-{m}": TINY_ATARI + ["--regularizer", m] for m in ATARI}
+    out.update({f"minatar-{m}": TINY_MINATAR + ["--regularizer", m] for m in MINATAR})
     out.update({f"vision-{m}": TINY_VISION + ["--regularizer", m] for m in VISION})
     return out
 
@@ -50,7 +56,8 @@ def run_all(code: Path, out: Path, jobs: int) -> None:
 
 
 def differences(a: dict, b: dict) -> list[str]:
-    return [k for k in sorted(set(a) | set(b)) if k not in SKIP and a.get(k) != b.get(k)]
+    """The fields of the base's results ``a`` that the new results ``b`` differ in."""
+    return [k for k in sorted(a) if k not in SKIP and a.get(k) != b.get(k)]
 
 
 def main(argv=None) -> int:
@@ -76,8 +83,11 @@ def main(argv=None) -> int:
             print(f"{name}: MISSING ({fa if not fa.exists() else fb}; see its .log)")
             bad += 1
             continue
-        diff = differences(json.loads(fa.read_text()), json.loads(fb.read_text()))
-        print(f"{name}: {'identical' if not diff else 'DIFFERENT: ' + ', '.join(diff)}")
+        a, b = json.loads(fa.read_text()), json.loads(fb.read_text())
+        diff = differences(a, b)
+        new = sorted(set(b) - set(a))
+        print(f"{name}: {'identical' if not diff else 'DIFFERENT: ' + ', '.join(diff)}"
+              + (f" (new fields: {', '.join(new)})" if new else ""))
         bad += bool(diff)
     print(f"runs in {out}")
     return 1 if bad else 0

@@ -29,8 +29,8 @@ from .runfolder import CHECKPOINT_FORMAT, RunError, RunFolder, config_difference
     refuse_format
 from .trainer import Schedule
 
-# the methods each command can run (HAT needs a network with its gates: vision only)
-METHODS = {"atari": tuple(n for n in regularizers.NAMES if n != "hat"),
+# the methods each command can run (one that needs its own network, as HAT its gates: vision only)
+METHODS = {"atari": tuple(n for n in regularizers.NAMES if not regularizers.network_options(n)),
            "vision": regularizers.NAMES}
 METHODS["minatar"] = METHODS["atari"]
 
@@ -172,7 +172,8 @@ class VisionRun:
 
     def __post_init__(self):
         _check_method(self.command, self.regularizer)
-        self.classifier = dataclasses.replace(self.classifier, hat=self.regularizer == "hat")
+        self.classifier = dataclasses.replace(
+            self.classifier, **{"hat": False, **regularizers.network_options(self.regularizer)})
         self.regularizer_hparams = {**strengths(self.classifier.benchmark, self.regularizer),
                                     **self.regularizer_hparams}
         if self.max_tasks is not None:

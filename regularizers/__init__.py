@@ -60,6 +60,12 @@ def describe(name: str) -> dict[str, str]:
     return {k: cls.HELP.get(k, k) for k in hyperparameters(name)}
 
 
+def network_options(name: str) -> dict:
+    """What method ``name`` needs the network built with (its class's ``NETWORK``; HAT:
+    {"hat": True}), for whoever builds the model."""
+    return dict(get_class(name).NETWORK)
+
+
 def make(name: str, model: nn.Module, seed: int = 0, **hparams) -> Regularizer:
     """Regularizer ``name`` on ``model`` with ``hparams``; ``seed`` seeds the method's own
     random draws where its constructor takes one."""
@@ -77,4 +83,5 @@ def make(name: str, model: nn.Module, seed: int = 0, **hparams) -> Regularizer:
     return reg
 
 
-__all__ = ["describe", "make", "NAMES", "Regularizer", "get_class", "hyperparameters"]
+__all__ = ["describe", "make", "NAMES", "Regularizer", "get_class", "hyperparameters",
+           "network_options"]

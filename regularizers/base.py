@@ -6,6 +6,7 @@ Timing, as any trainer calls it (the trainer never knows which regularizer it ru
     for each epoch:
         reg.begin_epoch(num_batches)           # optional knowledge of the epoch length
         for each minibatch:
+            reg.begin_step(Step(...))          # the minibatch, the model's outputs, the optimizer
             loss = task_loss + reg.penalty()   # zero for AGS-CL and fine-tuning
             loss.backward()
             reg.before_step()                  # raw gradients (before any clipping)
@@ -15,6 +16,13 @@ Timing, as any trainer calls it (the trainer never knows which regularizer it ru
         reg.after_epoch(lr)                    # e.g. AGS-CL's proximal step once per epoch
     reg.end_task(task, batches, loss_fn)       # importance / Omega / re-initialisation
 
+``begin_step`` is the step context: what a method that needs the data or the optimizer sees.
+The base class keeps it in ``self.step`` for the step's other hooks (``penalty`` of a
+distillation method reads ``self.step.inputs`` / ``.outputs``; ``after_step`` of a method that
+resets weights reads ``self.step.optimizer`` to reset their moments). Methods that need neither
+ignore it. ``NETWORK``: what a method needs the network built with (HAT: its gates), read by
+whoever builds the model (``network_options`` in ``regularizers/__init__.py``).
+
 Models are multi-head: ``model.heads`` is an ``nn.ModuleList`` with one head per task and
 everything else is the shared trunk. Models are called as ``model(x, task)``; a batch
 handed to ``end_task`` is a tuple whose first element is the input ``x``, and
@@ -22,13 +30,25 @@ handed to ``end_task`` is a tuple whose first element is the input ``x``, and
 """
 from __future__ import annotations
 
-from typing import Callable, Iterable
+from dataclasses import dataclass
+from typing import Any, Callable, Iterable
 
 import torch
 from torch import nn
 
 Batch = tuple
 LossFn = Callable[[nn.Module, Batch], torch.Tensor]
+
+
+@dataclass
+class Step:
+    """One minibatch step, as its hooks see it (``Regularizer.begin_step``)."""
+    task: int
+    inputs: Any                         # the minibatch's model inputs, as model(inputs, task)
+    outputs: Any                        # the model's outputs on them (PPO: (logits, values);
+                                        # supervised: logits), with their graph
+    optimizer: torch.optim.Optimizer
+    lr: float                           # the step size of this step
 
 
 def trunk_named_parameters(model: nn.Module) -> list[tuple[str, nn.Parameter]]:
@@ -74,10 +94,12 @@ class Regularizer:
 
     name = "base"
     HELP: dict[str, str] = {}    # hyperparameter -> its meaning (shown by the CLI's --help)
+    NETWORK: dict[str, Any] = {}    # what the method needs the network built with (HAT: gates)
 
     def __init__(self, model: nn.Module):
         self.model = model
         self.task: int | None = None
+        self.step: Step | None = None
 
     # --- hooks -------------------------------------------------------------------------
     def begin_task(self, task: int) -> None:
@@ -85,6 +107,10 @@ class Regularizer:
 
     def begin_epoch(self, num_batches: int | None = None) -> None:
         pass
+
+    def begin_step(self, step: Step) -> None:
+        """The step context of the coming minibatch step, before ``penalty``."""
+        self.step = step
 
     def penalty(self) -> torch.Tensor:
         p = next(self.model.parameters())

@@ -39,6 +39,7 @@ from .base import Batch, LossFn, Regularizer, check_range
 
 class HAT(Regularizer):
     name = "hat"
+    NETWORK = {"hat": True}     # the network's gates (agents/vision_nets.py)
     HELP = {"lam": "HAT's c: strength of the attention penalty", "s_max": "HAT gate scale s_max",
             "clipgrad": "HAT gradient-norm clip", "thres_cosh": "HAT embedding-gradient clamp",
             "thres_emb": "HAT embedding clamp"}
