@@ -305,6 +305,11 @@ def strengths(benchmark: str, regularizer: str, preset: str = "paper") -> dict[s
         raise ValueError(f"unknown regularizer preset {preset!r}; choose one of: "
                          f"{', '.join(REG_PRESETS)}")
     table = REGULARIZER_STRENGTHS[benchmark]
+    if "+" in regularizer:      # a stack: its stability method's strengths (the plasticity
+        out: dict[str, Any] = {}        # methods' defaults are their constructors')
+        for part in regularizer.split("+"):
+            out.update(strengths(benchmark, part.strip(), preset))
+        return out
     if preset == "lab":
         if benchmark not in ("atari", "minatar"):
             raise ValueError(f"regularizer preset 'lab' is the authors' RL code's; the vision "

@@ -193,11 +193,16 @@ RUNS = {"atari": AtariRun, "minatar": MinAtarRun, "vision": VisionRun}
 
 
 def _check_method(command: str, name: str) -> None:
-    if name not in METHODS[command]:
-        other = "" if name not in regularizers.NAMES else \
-            f" ({name} needs a network with its gates: train.py vision)"
-        raise ValueError(f"unknown regularizer {name!r} for {command}{other}; choose one of: "
-                         f"{', '.join(METHODS[command])}")
+    """A method, or a stack of one stability and any plasticity methods ('ewc+redo'), that
+    the command can run."""
+    try:
+        parts = regularizers.parse(name)
+    except ValueError as e:
+        raise ValueError(f"{e} (train.py {command}: {', '.join(METHODS[command])})") from None
+    for p in parts:
+        if p not in METHODS[command]:
+            raise ValueError(f"regularizer {p!r} needs a network of its own (HAT: its gates): "
+                             f"train.py vision; {command} runs {', '.join(METHODS[command])}")
 
 
 def _check_int(name: str, v, lo: int) -> None:
