@@ -118,6 +118,82 @@ class GameLearner(Protocol):
         there is one); ``reg``: the run's regularizer, whose G0 (AGS-CL's
         ``unimportant_nodes``) is counted where it has one."""
 
+    def plasticity_metrics(self, task: int) -> dict | None:
+        """``plasticity_metrics(...)`` of the model on the same batch as ``dormant_units``,
+        against the model's initial weights (None before there is a batch)."""
+
+
+# --- plasticity metrics -----------------------------------------------------------------------
+# Stable rank's delta (Kumar et al., "Implicit Under-Parameterization", ICLR 2021).
+SRANK_DELTA = 0.01
+
+
+def initial_weights(model: nn.Module) -> dict[str, list[torch.Tensor]]:
+    """Copies of every trunk layer's group tensors (weight, bias, BN scale and shift), the
+    reference of ``plasticity_metrics``' distance from the initial weights."""
+    return {L.name: [p.detach().clone() for p in L.group_params] for L in find_node_layers(model)}
+
+
+def feature_ranks(feats: torch.Tensor, delta: float = SRANK_DELTA) -> tuple[int, float]:
+    """(stable rank, effective rank) of a (samples, units) feature matrix from its singular
+    values s: srank = min{k : sum_{i<=k} s_i / sum_i s_i >= 1 - delta} (Kumar et al. 2021);
+    erank = exp(-sum_i p_i log p_i), p = s / ||s||_1 (Roy & Vetterli 2007). 0 and 0 for an
+    all-zero matrix."""
+    s = torch.linalg.svdvals(feats.double())
+    total = s.sum()
+    if total <= 0:
+        return 0, 0.0
+    srank = int((torch.cumsum(s, 0) / total < 1 - delta).sum()) + 1
+    p = s / total
+    p = p[p > 0]
+    return min(srank, len(s)), float(torch.exp(-(p * p.log()).sum()))
+
+
+def plasticity_metrics(model: nn.Module, x: torch.Tensor, task: int,
+                       theta_0: dict[str, list[torch.Tensor]] | None = None) -> dict:
+    """Per trunk layer (``find_node_layers``), on the batch ``x`` (one forward pass, no
+    gradients), the plasticity measures of Plasticine's set:
+        active           fraction of (sample, unit) ReLU outputs > 0 (conv: and positions)
+        stable_rank      ``feature_ranks`` of the (samples, units) features (a conv channel:
+        effective_rank   its mean over positions)
+        weight_norm      ||theta_l||: the layer's weights, bias (and BN scale and shift)
+        init_distance    ||theta_l - theta_l,0|| against ``theta_0`` (``initial_weights``)
+        grad_norm        ||grad theta_l|| of the last optimizer step (None before one)
+    -> {"layers": {name: {...}}}"""
+    layers = find_node_layers(model)
+    acts: dict[str, torch.Tensor] = {}
+
+    def hook(name):
+        def fn(_module, _inp, out):
+            acts[name] = torch.relu(out.detach().float())
+        return fn
+
+    handles = [L.activation_module.register_forward_hook(hook(L.name)) for L in layers]
+    try:
+        with torch.no_grad():
+            model(x, task)
+    finally:
+        for h in handles:
+            h.remove()
+    out = {}
+    with torch.no_grad():
+        for L in layers:
+            h = acts[L.name]
+            feats = h.mean(dim=list(range(2, h.dim()))) if h.dim() > 2 else h
+            srank, erank = feature_ranks(feats.cpu())
+            ps = L.group_params
+            rec = {"active": float((h > 0).float().mean()), "stable_rank": srank,
+                   "effective_rank": erank,
+                   "weight_norm": float(sum(p.double().pow(2).sum() for p in ps).sqrt())}
+            if theta_0 is not None:
+                rec["init_distance"] = float(sum((p.double() - q.double()).pow(2).sum()
+                                                 for p, q in zip(ps, theta_0[L.name])).sqrt())
+            grads = [p.grad for p in ps]
+            rec["grad_norm"] = None if any(g is None for g in grads) else \
+                float(sum(g.double().pow(2).sum() for g in grads).sqrt())
+            out[L.name] = rec
+    return {"layers": out}
+
 
 # --- dormant units ----------------------------------------------------------------------------
 def dormant_scores(h: torch.Tensor) -> torch.Tensor:

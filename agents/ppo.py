@@ -38,7 +38,8 @@ from regularizers.base import Regularizer
 
 from .atari_net import ActorCritic
 from .minatar_net import MinAtarActorCritic
-from .base import DORMANT_OBS, dormant_units, minibatch_step
+from .base import DORMANT_OBS, dormant_units, initial_weights, minibatch_step, \
+    plasticity_metrics
 from .config import PPOConfig
 
 # the game streams: each module has GAMES, OBS_SHAPE, parse_games, num_actions, make_train_env,
@@ -120,6 +121,8 @@ class PPOLearner:
                 ActorCritic(sizes, arch=config.arch, channels_last=config.channels_last,
                             **(net_options or {}))
             self.model = model.to(self.device)
+        # the initial weights (deterministic in the seed, so a resumed run rebuilds them)
+        self._theta_0 = initial_weights(self.model)
         self.optimizer: torch.optim.Optimizer | None = None
         self.task: int | None = None
         self.envs: ReplayableTrainEnv | None = None
@@ -400,6 +403,17 @@ class PPOLearner:
             self.model.train(was_training)
         out["observations"] = int(self._dormant_obs.shape[0])
         return out
+
+    def plasticity_metrics(self, task: int) -> dict | None:
+        """``agents.base.plasticity_metrics`` of the trunk on ``dormant_units``' batch."""
+        if self._dormant_obs is None:
+            return None
+        was_training = self.model.training
+        self.model.eval()
+        try:
+            return plasticity_metrics(self.model, self._dormant_obs, task, self._theta_0)
+        finally:
+            self.model.train(was_training)
 
     # --- results and persistence -----------------------------------------------------------
     def extra_results(self) -> dict[str, Any]:

@@ -77,6 +77,7 @@ class ContinualTrainer:
             "curve": [],              # periodic evaluations
             "task_metrics": [],       # regularizer's per-task metrics (AGS-CL: sparsity, ...)
             "dormant": [],            # dormant units at every evaluation (GameLearner)
+            "plasticity": [],         # plasticity measures at every evaluation (GameLearner)
             "videos": [],             # the filmed games (capture_video)
             "memory_bytes": [],       # regularizer state size after each task
             "task_seconds": [],
@@ -159,6 +160,7 @@ class ContinualTrainer:
             out["before_training"] = {"random_init": s["random_init"],
                                       "score": s["before_training"]}
         out["dormant"] = s.get("dormant", [])
+        out["plasticity"] = s.get("plasticity", [])
         out["videos"] = s.get("videos", [])
         out["regularizer"] = getattr(self.reg, "name", type(self.reg).__name__)
         out["regularizer_memory_bytes"] = s["memory_bytes"][-1] if s["memory_bytes"] \
@@ -285,6 +287,7 @@ class ContinualTrainer:
             # end of task: restore best weights -> regularizer -> evaluate all seen tasks
             L.end_task(t)
             dormant = self._dormant(t, s["global_step"], task_end=True)
+            self._plasticity(t, s["global_step"], task_end=True)
             batches, loss_fn = L.importance_data(t)
             reg.end_task(t, batches, loss_fn)
             rows = self._evaluate_seen(t)
@@ -334,6 +337,22 @@ class ContinualTrainer:
             for j, v in enumerate(row):
                 self.writer.add_scalar(f"eval_{k}/{self.tasks[j]}", v, gs)
         self._dormant(t, gs, task_end=False)
+        self._plasticity(t, gs, task_end=False)
+
+    def _plasticity(self, t: int, gs: int, task_end: bool) -> None:
+        """The learner's plasticity measures per trunk layer (``agents.base.plasticity_metrics``)
+        -> results' ``plasticity`` and TensorBoard ``plasticity/<layer>/<measure>``."""
+        if not isinstance(self.learner, GameLearner):
+            return
+        rec = self.learner.plasticity_metrics(t)
+        if rec is None:
+            return
+        self.state.setdefault("plasticity", []).append(
+            {"step": gs, "task": t, "unit": self.state["unit"], "task_end": task_end, **rec})
+        for layer, stats in rec["layers"].items():
+            for k, v in stats.items():
+                if v is not None:
+                    self.writer.add_scalar(f"plasticity/{layer}/{k}", v, gs)
 
     def _dormant(self, t: int, gs: int, task_end: bool) -> dict | None:
         """The learner's dormant units (Sokar et al., 2023) -> results' ``dormant`` and

@@ -273,3 +273,37 @@ def test_resume_of_a_stack_equals_the_uninterrupted_run(tmp_path, monkeypatch, s
     acted = {"ewc+redo": "redo_recycled", "cbp": "cbp_replaced"}.get(stack[1])
     if acted:                                      # the method did act in the run
         assert any(v > 0 for v in full[acted])
+
+
+def test_plasticity_metrics_against_numpy():
+    import numpy as np
+
+    from agents.base import initial_weights, plasticity_metrics
+    torch.manual_seed(5)
+    m = TinyMLP(hidden=(6, 3))
+    theta_0 = initial_weights(m)
+    with torch.no_grad():
+        m.fc1.weight.add_(0.2)
+        m.fc1.weight[0] = 0.0          # a silent unit lowers the ranks
+        m.fc1.bias[0] = -1.0
+    x = torch.randn(40, 3)
+    m(x, 0).sum().backward()
+    rec = plasticity_metrics(m, x, 0, theta_0)["layers"]
+    h1 = np.maximum(m.fc1(x).detach().numpy().astype(np.float64), 0)
+    s = np.linalg.svd(h1, compute_uv=False)
+    p = s / s.sum()
+    srank = int(np.argmax(np.cumsum(s) / s.sum() >= 0.99)) + 1
+    erank = float(np.exp(-(p[p > 0] * np.log(p[p > 0])).sum()))
+    w, b = m.fc1.weight.detach().numpy(), m.fc1.bias.detach().numpy()
+    w0, b0 = (t.numpy() for t in theta_0["fc1"])
+    r = rec["fc1"]
+    assert r["active"] == pytest.approx((h1 > 0).mean())
+    assert r["stable_rank"] == srank and r["effective_rank"] == pytest.approx(erank, rel=1e-6)
+    assert r["weight_norm"] == pytest.approx(np.sqrt((w ** 2).sum() + (b ** 2).sum()), rel=1e-6)
+    assert r["init_distance"] == pytest.approx(np.sqrt(((w - w0) ** 2).sum() + ((b - b0) ** 2).sum()),
+                                               rel=1e-6)
+    g = np.sqrt((m.fc1.weight.grad.numpy() ** 2).sum() + (m.fc1.bias.grad.numpy() ** 2).sum())
+    assert r["grad_norm"] == pytest.approx(g, rel=1e-6)
+    assert set(rec) == {"fc1", "fc2"}
+    m.zero_grad(set_to_none=True)
+    assert plasticity_metrics(m, x, 0)["layers"]["fc2"]["grad_norm"] is None
