@@ -62,7 +62,7 @@ def test_normalised_accumulated_reward():
 
 def _write_run(folder, method, R, curve):
     folder.mkdir(parents=True)
-    (folder / "config.json").write_text(json.dumps({"regularizer": method}))
+    (folder / "config.json").write_text(json.dumps({"command": "atari", "regularizer": method}))
     (folder / "results.json").write_text(json.dumps({
         "tasks": ["Boxing", "Gopher"], "regularizer": method, "reward_matrix": R,
         "eval_curve": curve, "regularizer_memory_bytes": 8}))
