@@ -41,7 +41,7 @@ class PPOConfig:
     num_steps: int = knob(128, "env steps per game per rollout")
     update_epochs: int = knob(4, "passes over each rollout")
     num_minibatches: int = knob(4, "minibatches per pass")
-    learning_rate: float = knob(2.5e-4, "Adam learning rate at a task's start", flag="lr")
+    lr: float = knob(2.5e-4, "Adam learning rate at a task's start")
     anneal_lr: bool = knob(True, "anneal the learning rate linearly to 0 within each task")
     adam_eps: float = knob(1e-5, "Adam epsilon")
     gamma: float = knob(0.99, "discount factor")
@@ -102,7 +102,7 @@ class PPOConfig:
              f"num_envs * num_steps = {self.batch_size} must be divisible by num_minibatches="
              f"{self.num_minibatches}")
         need(self.minibatch_size >= 2, f"minibatch size {self.minibatch_size} must be >= 2")
-        for k in ("learning_rate", "adam_eps", "clip_coef", "max_grad_norm"):
+        for k in ("lr", "adam_eps", "clip_coef", "max_grad_norm"):
             v = float(getattr(self, k))
             need(math.isfinite(v) and v > 0, f"{k}={getattr(self, k)!r} must be > 0")
         for k in ("gamma", "gae_lambda"):

@@ -144,7 +144,7 @@ class PPOLearner:
     def begin_task(self, task: int) -> None:
         self._check_task(task)
         self.task, self._fresh_games = task, True
-        self.optimizer = torch.optim.Adam(self.model.parameters(), lr=self.config.learning_rate,
+        self.optimizer = torch.optim.Adam(self.model.parameters(), lr=self.config.lr,
                                           eps=self.config.adam_eps)
 
     def end_task(self, task: int) -> None:
@@ -162,8 +162,7 @@ class PPOLearner:
             self._next_obs = envs.reset(seed=derive_seed(cfg.seed, "train-envs", task, unit))
             self._next_done = np.zeros(cfg.num_envs, dtype=bool)
             self._fresh_games = False
-        lr = cfg.learning_rate * (1.0 - unit / self.units_per_task(task)) if cfg.anneal_lr \
-            else cfg.learning_rate
+        lr = cfg.lr * (1.0 - unit / self.units_per_task(task)) if cfg.anneal_lr else cfg.lr
         for g in self.optimizer.param_groups:
             g["lr"] = lr
         self.model.train()

@@ -239,7 +239,7 @@ def from_dict(command: str, d: dict, where: str = "the config"):
             continue
         v = d.pop(f.name)
         if f.name == "ppo":
-            v = dict(v)
+            v = _ppo_keys(dict(v))
             v = PPOConfig.from_preset(v.pop("preset", cls.default_preset), **v)
         elif f.name == "classifier":
             v = dict(v)
@@ -252,6 +252,14 @@ def from_dict(command: str, d: dict, where: str = "the config"):
         raise ValueError(f"{where} has unknown key(s) {', '.join(sorted(d))}; keys: "
                          f"{', '.join(f.name for f in fields(cls))}")
     return cls(**kw)
+
+
+def _ppo_keys(ppo: dict) -> dict:
+    """PPO's learning rate is "lr", as the classifier's; a config.json that names it
+    "learning_rate" is read as "lr"."""
+    if "learning_rate" in ppo:
+        ppo.setdefault("lr", ppo.pop("learning_rate"))
+    return ppo
 
 
 def to_dict(config) -> dict:
@@ -464,6 +472,8 @@ def resolve(command: str, given: dict[str, Any], config_file: str | None = None,
                          "drop --config")
     run = RunFolder(resume_from)
     saved = run.read_config()
+    if isinstance(saved.get("ppo"), dict):
+        saved["ppo"] = _ppo_keys(dict(saved["ppo"]))
     if saved.get("command") != command:
         raise RunError(f"{resume_from} is a {saved.get('command')} run: resume it with "
                        f"`train.py {saved.get('command')} --resume --out {resume_from}`")

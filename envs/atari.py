@@ -64,7 +64,7 @@ PRESETS: dict[str, dict] = {
     "cpu": {},
     # The published AGS-CL RL setup (Jung et al., NeurIPS 2020: its Atari experiments)
     "paper": dict(num_envs=128, num_steps=64, update_epochs=10, num_minibatches=64,
-                  learning_rate=3e-4, clip_coef=0.2, ent_coef=0.0, steps_per_task=5_000_000,
+                  lr=3e-4, clip_coef=0.2, ent_coef=0.0, steps_per_task=5_000_000,
                   eval_max_steps=27_000),
 }
 DEFAULT_PRESET = "cpu"

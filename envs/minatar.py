@@ -65,7 +65,7 @@ PRESETS: dict[str, dict] = {
     # The MinAtar network, and the PPO constants of Pgx's MinAtar PPO example (after
     # PureJaxRL: lr 3e-4, clip 0.2, entropy 0.01, 3 epochs, no channels-last) with CleanRL's
     # CPU-sized batch of 8 games x 128 steps in 4 minibatches.
-    "minatar": dict(arch="minatar", learning_rate=3e-4, clip_coef=0.2, update_epochs=3,
+    "minatar": dict(arch="minatar", lr=3e-4, clip_coef=0.2, update_epochs=3,
                     channels_last=False, steps_per_task=500_000, eval_max_steps=10_000),
     # a few seconds per game, for tests and smoke runs
     "minatar_tiny": dict(arch="minatar", num_envs=2, num_steps=16, update_epochs=1,

@@ -248,7 +248,7 @@ def test_vision_same_seed_same_run(tmp_path):
 
 @pytest.mark.slow
 def test_grad_split_and_reinit_fork_diagnostics(tmp_path):
-    """experiments/grad_split.py and reinit_fork.py (RESULTS §3b): the gradient's parts
+    """experiments/grad_split.py and reinit_fork.py: the gradient's parts
     partition the clipped gradient; the fork's 'unimportant' variant revives every G0 node,
     'zero_norm' only zero-norm ones; neither touches the run folder."""
     gs, fk = load_script("experiments", "grad_split"), load_script("experiments", "reinit_fork")
