@@ -17,10 +17,10 @@ import numpy as np
 import pytest
 
 import train
-from agents.ppo import PPOLearner
 from continual import runconfig
 from envs import streams
 from envs.common import to_numpy
+from tests.tiny import kill_ppo_at
 
 GAME_STEPS = 20
 
@@ -194,16 +194,9 @@ def test_toy_stream_trains_resumes_exactly_evaluates_and_reports(toy, tmp_path, 
     full = results(tmp_path / "full")
     assert full["tasks"] == ["Left", "Right"] and len(full["reward_matrix"]) == 2
 
-    orig = PPOLearner.train_unit
-
-    def crash(self, task, unit, reg=None):
-        if (task, unit) == (1, 1):
-            raise KeyboardInterrupt                       # killed mid-task
-        return orig(self, task, unit, reg)
-
-    monkeypatch.setattr(PPOLearner, "train_unit", crash)
+    revive = kill_ppo_at(monkeypatch, 1, 1)               # killed mid-task
     assert train.main(args + ["--out", str(tmp_path / "cut")]) == 130
-    monkeypatch.setattr(PPOLearner, "train_unit", orig)
+    revive()
     assert train.main(args + ["--out", str(tmp_path / "cut"), "--resume"]) == 0
     cut = results(tmp_path / "cut")
     assert cut["reward_matrix"] == full["reward_matrix"]
