@@ -12,8 +12,6 @@ import torch
 import train
 from continual import runfolder
 
-pytest.importorskip("minatar")
-
 ARGS = ["minatar", "--preset", "minatar_tiny", "--games", "Breakout,Freeway", "--regularizer",
         "ewc", "--no-progress", "--threads", "1", "--eval-every", "32", "--checkpoint-every", "1"]
 
@@ -25,11 +23,31 @@ def _full(what: str):
                      "writing file data/3: unexpected pos 1600 vs 1536")
 
 
-@pytest.mark.parametrize("target,what", [
-    ("last.pt", "enospc"), pytest.param("last.pt", "torch", marks=pytest.mark.slow),
-    pytest.param("results.json", "enospc", marks=pytest.mark.slow)])
+def test_a_write_that_finds_the_disk_full_is_a_run_error_and_keeps_the_old_file(tmp_path):
+    path = tmp_path / "results.json"
+    runfolder.write_json(path, {"step": 1})
+    for what in ("enospc", "torch"):
+        def short(f):
+            f.write(b"\0" * 100)
+            raise _full(what)
+        with pytest.raises(runfolder.RunError, match=f"no space left on the device to write "
+                                                     f"{path}: free space, then continue"):
+            runfolder._atomic_write_bytes(path, short)
+        assert json.loads(path.read_text()) == {"step": 1}
+        assert not list(tmp_path.glob("*.tmp"))
+
+    def denied(f):
+        raise PermissionError(errno.EACCES, "Permission denied")
+    with pytest.raises(PermissionError):                 # another failure stays itself
+        runfolder._atomic_write_bytes(path, denied)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("target,what", [("last.pt", "enospc"), ("last.pt", "torch"),
+                                         ("results.json", "enospc")])
 def test_disk_full_is_a_clear_error_and_resume_equals_the_uninterrupted_run(
         tmp_path, monkeypatch, capsys, target, what):
+    pytest.importorskip("minatar")
     assert train.main(ARGS + ["--out", str(tmp_path / "full")]) == 0
     full = json.loads((tmp_path / "full" / "results.json").read_text())
 
