@@ -27,6 +27,7 @@ from pathlib import Path
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 from continual import evaluate, runconfig  # noqa: E402
+from envs import streams  # noqa: E402
 from continual.report import REFERENCE_WINDOW, TRAINING_WINDOW, report  # noqa: E402
 from continual.runfolder import RunError, RunFolder, check_out  # noqa: E402
 from continual.trainer import ContinualTrainer, NaNLossError  # noqa: E402
@@ -65,9 +66,8 @@ def _add_run_flags(p: argparse.ArgumentParser, command: str) -> None:
 def build_parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     sub = ap.add_subparsers(dest="command", required=True)
-    _add_run_flags(sub.add_parser("atari", help="continual PPO over the Atari stream"), "atari")
-    _add_run_flags(sub.add_parser("minatar", help="continual PPO over the MinAtar stream "
-                                  "(5 miniature Atari games, minutes on a CPU)"), "minatar")
+    for name, stream in streams.STREAMS.items():
+        _add_run_flags(sub.add_parser(name, help=stream.HELP), name)
     _add_run_flags(sub.add_parser("vision", help="continual supervised learning on a vision "
                                   "stream"), "vision")
     st = sub.add_parser("study", help="many runs (methods x seeds x hyperparameters) on Ray "
@@ -92,7 +92,7 @@ def build_parser() -> argparse.ArgumentParser:
                         "train.py atari --games Boxing): forward transfer's reference "
                         "(Continual World); without them the reference is fine-tuning")
     evaluate.add_arguments(sub.add_parser(
-        "evaluate", help="play a saved Atari/MinAtar run's games: scores per game (greedy, "
+        "evaluate", help="play a saved game-stream run's games: scores per game (greedy, "
                          "sampled), evaluation.json, videos (continual/evaluate.py)"))
     return ap
 

@@ -1,5 +1,6 @@
-"""Every number of a run in one place: the learners' configs, their presets, and each
-regularizer's strengths per benchmark.
+"""Every number of a run in one place: the learners' configs, the vision presets, and each
+regularizer's strengths per benchmark (a game stream's PPO presets are its module's PRESETS,
+``envs/streams.py``).
 
 A dataclass field's default is the base value; a preset names only what it changes. Each field
 carries its help text (``metadata["help"]``), from which the CLI builds its flags.
@@ -11,9 +12,8 @@ import math
 from dataclasses import dataclass, field, fields
 from typing import Any
 
+from envs import streams
 from envs.vision import BENCHMARKS
-
-from .atari_net import ARCHS
 
 
 def knob(default, help: str, **kw):
@@ -35,14 +35,13 @@ def replace_checked(cls, base: dict, overrides: dict, where: str | None = None):
 @dataclass
 class PPOConfig:
     """PPO's hyperparameters; the defaults are the ``cpu`` preset (CleanRL's ppo_atari.py)."""
-    preset: str = knob("cpu", "PPO preset: cpu (CleanRL's ppo_atari.py sized for a 2-core CPU) "
-                              "| paper (the published AGS-CL RL setup) | minatar | "
-                              "minatar_tiny (train.py minatar; default minatar)")
+    preset: str = knob("cpu", "PPO preset: the stream's named settings (each game stream's "
+                              "PRESETS, envs/)")
     num_envs: int = knob(8, "parallel training games")
     num_steps: int = knob(128, "env steps per game per rollout")
     update_epochs: int = knob(4, "passes over each rollout")
     num_minibatches: int = knob(4, "minibatches per pass")
-    learning_rate: float = knob(2.5e-4, "Adam learning rate at a task's start", flag="lr")
+    lr: float = knob(2.5e-4, "Adam learning rate at a task's start")
     anneal_lr: bool = knob(True, "anneal the learning rate linearly to 0 within each task")
     adam_eps: float = knob(1e-5, "Adam epsilon")
     gamma: float = knob(0.99, "discount factor")
@@ -55,8 +54,8 @@ class PPOConfig:
     norm_adv: bool = knob(True, "normalise advantages per minibatch")
     target_kl: float | None = knob(None, "stop a unit's epochs once approx. KL exceeds this")
     steps_per_task: int = knob(1_000_000, "env steps per game")
-    arch: str = knob("nature", f"network: Atari trunk widths {', '.join(ARCHS)} "
-                               f"(agents/atari_net.py) | minatar (agents/minatar_net.py)")
+    arch: str = knob("nature", "network (agents/ppo.py's NETWORKS): one the stream reads "
+                               "(its NETWORKS, envs/)")
     seed: int = knob(1, "seed of the model, the games and every random draw")
     # Games capped at 10k agent steps (40k frames) on the CPU to bound evaluation time: long
     # games score lower than under the usual 27k cap of `paper`.
@@ -80,9 +79,10 @@ class PPOConfig:
 
     @classmethod
     def from_preset(cls, name: str = "cpu", **overrides) -> "PPOConfig":
-        if name not in PPO_PRESETS:
-            raise ValueError(f"unknown PPO preset {name!r}; choose one of: {', '.join(PPO_PRESETS)}")
-        return replace_checked(cls, {**PPO_PRESETS[name], "preset": name}, overrides).validate()
+        presets = ppo_presets()
+        if name not in presets:
+            raise ValueError(f"unknown PPO preset {name!r}; choose one of: {', '.join(presets)}")
+        return replace_checked(cls, {**presets[name], "preset": name}, overrides).validate()
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
@@ -102,7 +102,7 @@ class PPOConfig:
              f"num_envs * num_steps = {self.batch_size} must be divisible by num_minibatches="
              f"{self.num_minibatches}")
         need(self.minibatch_size >= 2, f"minibatch size {self.minibatch_size} must be >= 2")
-        for k in ("learning_rate", "adam_eps", "clip_coef", "max_grad_norm"):
+        for k in ("lr", "adam_eps", "clip_coef", "max_grad_norm"):
             v = float(getattr(self, k))
             need(math.isfinite(v) and v > 0, f"{k}={getattr(self, k)!r} must be > 0")
         for k in ("gamma", "gae_lambda"):
@@ -116,27 +116,14 @@ class PPOConfig:
         for k in ("bf16", "channels_last", "anneal_lr", "clip_vloss", "norm_adv", "eval_sampled"):
             v = getattr(self, k)
             need(isinstance(v, bool), f"{k}={v!r} must be true or false")
-        need(self.arch in ARCHS or self.arch == "minatar",
-             f"arch={self.arch!r} must be one of {', '.join(ARCHS)}, minatar")
+        need(self.arch in streams.networks(),
+             f"arch={self.arch!r} must be one of {', '.join(streams.networks())}")
         return self
 
 
-PPO_PRESETS: dict[str, dict[str, Any]] = {
-    "cpu": {},
-    # The published AGS-CL RL setup (reference facts, section "Reinforcement learning").
-    "paper": dict(num_envs=128, num_steps=64, update_epochs=10, num_minibatches=64,
-                  learning_rate=3e-4, clip_coef=0.2, ent_coef=0.0, steps_per_task=5_000_000,
-                  eval_max_steps=27_000),
-    # The MinAtar stream (envs/minatar.py): the MinAtar network, and the PPO constants of Pgx's
-    # MinAtar PPO example (after PureJaxRL: lr 3e-4, clip 0.2, entropy 0.01, 3 epochs, no
-    # channels-last) with CleanRL's CPU-sized batch of 8 games x 128 steps in 4 minibatches.
-    "minatar": dict(arch="minatar", learning_rate=3e-4, clip_coef=0.2, update_epochs=3,
-                    channels_last=False, steps_per_task=500_000, eval_max_steps=10_000),
-    # a few seconds per game, for tests and smoke runs
-    "minatar_tiny": dict(arch="minatar", num_envs=2, num_steps=16, update_epochs=1,
-                         num_minibatches=2, channels_last=False, steps_per_task=64,
-                         eval_episodes=2, eval_max_steps=50, importance_steps=32),
-}
+def ppo_presets() -> dict[str, dict[str, Any]]:
+    """The PPO presets: each game stream's own (its module's ``PRESETS``, envs/streams.py)."""
+    return streams.presets()
 
 
 # --- supervised classifier (agents/classifier.py) ----------------------------------------------
@@ -200,7 +187,7 @@ class ClassifierConfig:
         return d
 
 
-# Published supervised setup (reference facts): 100 epochs per task. CUB-200: the published
+# Published supervised setup (Jung et al. 2020): 100 epochs per task. CUB-200: the published
 # large-scale code used SGD (momentum 0.9, lr 0.005, batch 128), 40 epochs. split_digits is
 # ours (no published setting).
 _CUB = {"optimizer": "sgd", "lr": 0.005, "momentum": 0.9}
@@ -219,12 +206,13 @@ VISION_PRESETS: dict[str, dict[str, dict[str, Any]]] = {
 # Keys are each regularizer's own hyperparameter names (its constructor's signature, validated
 # by regularizers.make); a method missing here runs with its constructor's defaults.
 #
-# Atari (reference facts): AGS-CL mu 0.1, lam 100; EWC lam 5000. Our EWC's Fisher is the
-# per-sample one of the policy's own actions; the published RL code scaled its own differently,
-# so lam 5000 is a starting point, not a match.
-_ATARI_AGSCL = {"mu": 0.1, "lam": 100.0, "eta": 0.9, "rho": 1.0, "prox": "step"}
-_ATARI = {"agscl": _ATARI_AGSCL, "ewc": {"lam": 5000.0},
-          "ewc_online": {"lam": 5000.0, "gamma": 0.9}}
+# The game streams (every stream of envs/streams.py): the paper's Atari values (Jung et al.
+# 2020): AGS-CL mu 0.1, lam 100; EWC lam 5000. Our EWC's Fisher is the per-sample one of the
+# policy's own actions; the published RL code scaled its own differently, so lam 5000 is a
+# starting point, not a match. On MinAtar they are untuned starting points.
+_RL_AGSCL = {"mu": 0.1, "lam": 100.0, "eta": 0.9, "rho": 1.0, "prox": "step"}
+_RL = {"agscl": _RL_AGSCL, "ewc": {"lam": 5000.0},
+       "ewc_online": {"lam": 5000.0, "gamma": 0.9}}
 
 # The game streams' named strength sets (``--reg-preset``). 'paper' (the default) is the paper's
 # equations with the proximal step after every PPO minibatch (Algorithm 1). 'lab' is AGS-CL as
@@ -242,9 +230,9 @@ _LAB_AGSCL = {"mu": 0.1, "lam": 1000.0, "eta": 0.9, "rho": 1.0, "prox": "epoch",
 REG_PRESETS = {"paper": "the paper's equations, proximal step after every PPO minibatch",
                "lab": "AGS-CL as the authors' RL code ran it (prox per PPO epoch, Omega x 400/19, "
                       "no hard freeze, (I.2) on all of G0, mu 0.1, lam 1000)"}
-_ATARI_LAB = {**_ATARI, "agscl": _LAB_AGSCL}
+_RL_LAB = {**_RL, "agscl": _LAB_AGSCL}
 
-# Vision (reference facts; the published AGS-CL values were tuned with the proximal step once
+# Vision (Jung et al. 2020; the published AGS-CL values were tuned with the proximal step once
 # per epoch). AGS-CL's (I.2) draws its rho fraction from the paper's candidates (zero-norm G0
 # nodes); the published code, for which these rho were tuned, drew from all of G0:
 # reinit_from='unimportant' reproduces that. split_digits values are ours and untuned.
@@ -285,9 +273,7 @@ def _vision(bench: str) -> dict[str, dict[str, Any]]:
     }
 
 
-REGULARIZER_STRENGTHS: dict[str, dict[str, dict[str, Any]]] = {
-    # MinAtar: the Atari values, untuned starting points (docs/RESULTS.md has the lam sweep)
-    "atari": _ATARI, "minatar": _ATARI, **{b: _vision(b) for b in BENCHMARKS}}
+VISION_STRENGTHS: dict[str, dict[str, dict[str, Any]]] = {b: _vision(b) for b in BENCHMARKS}
 
 # the AGS-CL ablations run with AGS-CL's strengths
 _SAME_AS = {"agscl_no_reinit": "agscl", "agscl_no_randinit": "agscl",
@@ -295,24 +281,25 @@ _SAME_AS = {"agscl_no_reinit": "agscl", "agscl_no_randinit": "agscl",
 
 
 def strengths(benchmark: str, regularizer: str, preset: str = "paper") -> dict[str, Any]:
-    """The default hyperparameters of ``regularizer`` on ``benchmark`` ('atari', 'minatar' or
-    a vision benchmark), a copy; {} where the constructor's defaults apply. ``preset``: one of
+    """The default hyperparameters of ``regularizer`` on ``benchmark`` (a game stream or a
+    vision benchmark), a copy; {} where the constructor's defaults apply. ``preset``: one of
     ``REG_PRESETS`` (the game streams only)."""
-    if benchmark not in REGULARIZER_STRENGTHS:
+    game = benchmark in streams.STREAMS
+    if not game and benchmark not in VISION_STRENGTHS:
         raise ValueError(f"unknown benchmark {benchmark!r}; choose one of: "
-                         f"{', '.join(REGULARIZER_STRENGTHS)}")
+                         f"{', '.join([*streams.STREAMS, *VISION_STRENGTHS])}")
     if preset not in REG_PRESETS:
         raise ValueError(f"unknown regularizer preset {preset!r}; choose one of: "
                          f"{', '.join(REG_PRESETS)}")
-    table = REGULARIZER_STRENGTHS[benchmark]
     if "+" in regularizer:      # a stack: its stability method's strengths (the plasticity
         out: dict[str, Any] = {}        # methods' defaults are their constructors')
         for part in regularizer.split("+"):
             out.update(strengths(benchmark, part.strip(), preset))
         return out
+    table = _RL if game else VISION_STRENGTHS[benchmark]
     if preset == "lab":
-        if benchmark not in ("atari", "minatar"):
+        if not game:
             raise ValueError(f"regularizer preset 'lab' is the authors' RL code's; the vision "
                              f"benchmark {benchmark!r} has one set (agents/config.py)")
-        table = _ATARI_LAB
+        table = _RL_LAB
     return dict(table.get(_SAME_AS.get(regularizer, regularizer), {}))

@@ -1,11 +1,11 @@
-"""PPO on a game stream (Atari, ``envs/atari.py``, or MinAtar, ``envs/minatar.py``), as a
-``Learner`` (``agents/base.py``); CleanRL's ppo_atari.py.
+"""PPO on a game stream (``envs/streams.py``), as a ``Learner`` (``agents/base.py``); CleanRL's
+ppo_atari.py.
 
 One unit = one PPO iteration, read top to bottom in ``train_unit``: a rollout of num_envs x
 num_steps env steps, GAE(lambda), then update_epochs passes in num_minibatches shuffled
 minibatches (clipped surrogate and value losses, entropy bonus, per-minibatch advantage
 normalisation, gradient-norm clipping, Adam eps 1e-5, lr annealed to 0 within each task).
-Truncation counts as termination. Hyperparameters and presets: ``agents/config.py``.
+Truncation counts as termination. Hyperparameters: ``agents/config.py``; presets: each stream's.
 
 Continual learning: one actor and one critic head per game and a fresh Adam per task, as the
 published code. The regularizer's hooks run around every minibatch step
@@ -31,20 +31,24 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from envs import atari, minatar
-from envs.atari import derive_seed
+from envs import streams
+from envs.common import derive_seed
 from envs.replay import ReplayableTrainEnv
 from regularizers.base import Regularizer
 
-from .atari_net import ActorCritic
+from .atari_net import ARCHS, ActorCritic
 from .minatar_net import MinAtarActorCritic
 from .base import DORMANT_OBS, dormant_units, initial_weights, minibatch_step, \
     plasticity_metrics
 from .config import PPOConfig
 
-# the game streams: each module has GAMES, OBS_SHAPE, parse_games, num_actions, make_train_env,
-# make_eval_env and evaluate with the same signatures
-STREAMS = {"atari": atari, "minatar": minatar}
+# The networks a stream may name (its NETWORKS, PPOConfig.arch): (actions per task, config,
+# the stream's net_options) -> a multi-head actor-critic
+NETWORKS = {
+    **{arch: (lambda sizes, cfg, arch=arch, **kw: ActorCritic(
+        sizes, arch=arch, channels_last=cfg.channels_last, **kw)) for arch in ARCHS},
+    "minatar": lambda sizes, cfg, **kw: MinAtarActorCritic(sizes, **kw),
+}
 
 # the per-minibatch statistics of an update (train_unit reports their means, "loss" aside)
 STATS = ("policy_loss", "value_loss", "entropy", "approx_kl", "clipfrac", "grad_norm",
@@ -93,8 +97,8 @@ def ppo_losses(logits, newvalue, actions, old_logprob, old_value, adv, returns, 
 
 
 class PPOLearner:
-    """PPO over a stream of games (``env``: 'atari' or 'minatar'); one multi-head actor-critic
-    for all (``agents/atari_net.py``, or ``agents/minatar_net.py`` with ``arch='minatar'``).
+    """PPO over a stream of games (``env``: a name in ``envs.streams.STREAMS``); one multi-head
+    actor-critic for all (``NETWORKS[config.arch]``, one of the stream's NETWORKS).
     ``env_options``: keyword arguments of the stream's env constructors (MinAtar: sticky);
     ``net_options``: of its network's (MinAtar: ``hidden``, the fc width)."""
 
@@ -104,12 +108,14 @@ class PPOLearner:
                  env_threads: int = 0, env: str = "atari", env_options: dict | None = None,
                  net_options: dict | None = None):
         self.config = config.validate()
-        if env not in STREAMS:
-            raise ValueError(f"unknown game stream {env!r}; choose one of: {', '.join(STREAMS)}")
-        if (env == "minatar") != (config.arch == "minatar"):
-            raise ValueError(f"arch={config.arch!r} does not fit the {env} stream: MinAtar runs "
-                             f"arch 'minatar' (the MinAtar network), Atari 'nature' or 'wide'")
-        self.env, self.stream, self.env_options = env, STREAMS[env], dict(env_options or {})
+        stream = streams.get(env)
+        if config.arch not in stream.NETWORKS:
+            raise ValueError(f"arch={config.arch!r} does not fit the {env} stream: it runs "
+                             f"{', '.join(map(repr, stream.NETWORKS))}")
+        if config.arch not in NETWORKS:
+            raise ValueError(f"arch={config.arch!r}: no such network; agents/ppo.py's NETWORKS "
+                             f"has {', '.join(NETWORKS)}")
+        self.env, self.stream, self.env_options = env, stream, dict(env_options or {})
         self.obs_shape = tuple(self.stream.OBS_SHAPE)
         self.task_names = self.stream.parse_games(games)
         self.device = torch.device(device)
@@ -117,9 +123,7 @@ class PPOLearner:
         sizes = [self.stream.num_actions(g) for g in self.task_names]
         with torch.random.fork_rng(devices=[]):        # leave the global RNG alone
             torch.manual_seed(derive_seed(config.seed, "model-init"))
-            model = MinAtarActorCritic(sizes, **(net_options or {})) if env == "minatar" else \
-                ActorCritic(sizes, arch=config.arch, channels_last=config.channels_last,
-                            **(net_options or {}))
+            model = NETWORKS[config.arch](sizes, config, **(net_options or {}))
             self.model = model.to(self.device)
         # the initial weights (deterministic in the seed, so a resumed run rebuilds them)
         self._theta_0 = initial_weights(self.model)
@@ -143,7 +147,7 @@ class PPOLearner:
     def begin_task(self, task: int) -> None:
         self._check_task(task)
         self.task, self._fresh_games = task, True
-        self.optimizer = torch.optim.Adam(self.model.parameters(), lr=self.config.learning_rate,
+        self.optimizer = torch.optim.Adam(self.model.parameters(), lr=self.config.lr,
                                           eps=self.config.adam_eps)
 
     def end_task(self, task: int) -> None:
@@ -161,8 +165,7 @@ class PPOLearner:
             self._next_obs = envs.reset(seed=derive_seed(cfg.seed, "train-envs", task, unit))
             self._next_done = np.zeros(cfg.num_envs, dtype=bool)
             self._fresh_games = False
-        lr = cfg.learning_rate * (1.0 - unit / self.units_per_task(task)) if cfg.anneal_lr \
-            else cfg.learning_rate
+        lr = cfg.lr * (1.0 - unit / self.units_per_task(task)) if cfg.anneal_lr else cfg.lr
         for g in self.optimizer.param_groups:
             g["lr"] = lr
         self.model.train()

@@ -69,7 +69,7 @@ def loadavg() -> str:
 
 def raw_env_sps(stream: str, game: str, num_envs: int, steps: int,
                 repeats: int) -> list[float]:
-    from agents.ppo import STREAMS
+    from envs.streams import STREAMS
     env = STREAMS[stream].make_train_env(game, num_envs, seed=0)
     rng = np.random.default_rng(0)
     env.reset()
@@ -91,7 +91,8 @@ def _learner(args, regularizer: str):
     (so EWC's penalty and AGS-CL's proximal targets and freeze masks are active)."""
     import regularizers
     from agents.config import PPOConfig
-    from agents.ppo import STREAMS, PPOLearner
+    from agents.ppo import PPOLearner
+    from envs.streams import STREAMS
     stream = STREAMS[args.stream]
     layout = {} if args.channels_last is None else {"channels_last": args.channels_last}
     cfg = PPOConfig.from_preset(args.preset, num_envs=args.num_envs, bf16=args.bf16, **layout)

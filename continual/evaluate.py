@@ -25,14 +25,16 @@ from pathlib import Path
 
 import numpy as np
 
+from envs import streams
+
 from .runfolder import RunError, RunFolder, write_json
 
 MODES = {"greedy": ("greedy",), "sampled": ("sampled",), "both": ("greedy", "sampled")}
-RL_COMMANDS = ("atari", "minatar")
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("run", help="the run folder (made by train.py atari or minatar)")
+    p.add_argument("run", help=f"the run folder (made by train.py "
+                               f"{' or '.join(streams.STREAMS)})")
     p.add_argument("--checkpoint", default="last.pt", metavar="NAME",
                    help="a checkpoint in RUN/checkpoints (default: last.pt; e.g. task0.pt)")
     p.add_argument("--games", default=None, metavar="G1,G2",
@@ -117,9 +119,9 @@ def evaluate_run(run: str | Path, checkpoint: str = "last.pt", games: str | None
         raise RunError(f"{folder.path}: no such run folder")
     if not folder.config_path.exists():
         raise RunError(f"{folder.path} holds no run (no config.json): pass a folder made by "
-                       f"train.py atari or train.py minatar")
+                       f"train.py {' or '.join(streams.STREAMS)}")
     command = folder.read_config().get("command")
-    if command not in RL_COMMANDS:
+    if command not in streams.STREAMS:
         raise ValueError(f"train.py evaluate plays games: {folder.path} is a {command} run "
                          f"(its test accuracy per task is in results.json's accuracy_matrix)")
     path = _checkpoint_path(folder, checkpoint)

@@ -11,6 +11,8 @@ from pathlib import Path
 
 import numpy as np
 
+from envs.streams import STREAMS
+
 from .report_rl import (REFERENCE_WINDOW, TRAINING_WINDOW, benchmark, format_rl,
                         nonpositive_references, rl_report)
 from .report_supervised import format_supervised, supervised_report
@@ -93,8 +95,7 @@ def report(paths, out: str | None = None, window: int = TRAINING_WINDOW,
     runs = load_runs(paths)
     out_dir = Path(out) if out else Path(runs[0]["_path"]).parent
     out_dir.mkdir(parents=True, exist_ok=True)
-    # runs written before the trainer always listed its matrix: an Atari run's config says so
-    rl = "reward_matrix" in runs[0] or runs[0]["_config"].get("command") == "atari"
+    rl = runs[0]["_config"].get("command") in STREAMS
     if not rl and not runs[0].get("accuracy_matrix"):
         raise RunError(f"{runs[0]['_path']}: results.json has no accuracy matrix yet (a "
                        f"supervised report needs every run to have finished its first task)")

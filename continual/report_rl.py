@@ -9,7 +9,7 @@ evaluations); from greedy evaluations (the paper's protocol) and from sampled-ac
 (``*_sampled``). A game on which that reference is not positive (Boxing's scores can be
 negative) has no ratio and is left out of the sum ("figure7_left_out"). Beside it, per game,
 the human-normalised score (score - random) / (human - random) of the Atari literature (random
-and human scores: ``ATARI_RANDOM_HUMAN``) and the random-normalised score (score - random) /
+and human scores: the stream's ``SCORES``, envs/) and the random-normalised score (score - random) /
 (fine-tuning's best - random) (``metrics.random_normalised``); stability S and plasticity P
 (eq. 16 and 15) of the finished runs' reward matrices; forgetting per task (the drop from its
 best score after it was learned to its final one, raw and normalised) and Continual World's
@@ -32,43 +32,13 @@ from __future__ import annotations
 
 import numpy as np
 
+from envs import streams
+
 from . import metrics
 from .tensorboard_events import training_returns
 
 TRAINING_WINDOW = 200_000      # env steps per window of the training-score table
 REFERENCE_WINDOW = 1           # Figure 7's reference: fine-tuning's best single evaluation
-
-# Random and human scores of the stream's games: Mnih et al. 2015 (DQN, Nature 518, 529-533),
-# Extended Data Table 2, columns "Random play" and "Human" (no-op starts of up to 30 no-ops, as
-# this stream's evaluation), to one decimal as transcribed in seungjaeryanlee/rldb
-# (rldb/db/paper__dqn/algo__random/entries.py, algo__human/entries.py). Not the table of
-# Agent57 (Badia et al. 2020) and DQN Zoo, whose human column (from Wang et al. 2016) differs
-# on 6 of these 8 games (e.g. Boxing 12.1, NameThisGame 8049.0); its random column agrees.
-ATARI_RANDOM_HUMAN = {          # game: (random, human)
-    "StarGunner": (664.0, 10250.0), "Boxing": (0.1, 4.3), "VideoPinball": (16256.9, 17297.6),
-    "CrazyClimber": (10780.5, 35410.5), "Gopher": (257.6, 2321.0), "Robotank": (2.2, 11.9),
-    "DemonAttack": (152.1, 3401.3), "NameThisGame": (2292.3, 4076.2)}
-ATARI_SOURCE = ("Mnih et al. 2015 (Nature), Extended Data Table 2: 'Random play' and 'Human' "
-                "columns")
-# MinAtar publishes no random or human scores. These random scores were measured here, for the
-# stream's evaluation protocol (sticky actions 0.1, full games capped at 10k agent steps):
-# `python experiments/minatar_random.py`, the uniform-random policy's mean over 100 full games
-# per game (docs/RESULTS.md section 9). They hold for that protocol only.
-MINATAR_RANDOM = {"Asterix": 0.59, "Breakout": 0.48, "Freeway": 0.38, "Seaquest": 0.12,
-                  "SpaceInvaders": 4.24}
-# The best constant action's score per game under the same protocol (`python
-# experiments/minatar_random.py --constant`, 100 full games per action): a floor as real as the
-# random one. A game a constant action plays well (Freeway: always "up") measures no capacity.
-MINATAR_CONSTANT = {"Asterix": 0.67, "Breakout": 0.55, "Freeway": 15.97, "Seaquest": 0.0,
-                    "SpaceInvaders": 3.0}
-MINATAR_PROTOCOL = {"sticky": 0.1, "eval_max_steps": 10_000}
-MINATAR_SOURCE = ("measured here, not published: the uniform-random policy's mean over 100 full "
-                  "games per game, sticky actions 0.1, capped at 10k steps "
-                  "(experiments/minatar_random.py); MinAtar publishes no human scores")
-NO_REFERENCE_SCORES = {
-    "minatar": "MinAtar (Young & Tian 2019) publishes no human or random scores, and the "
-               "random scores measured here (experiments/minatar_random.py) hold only for "
-               "sticky actions 0.1 and a 10k-step cap: no human- or random-normalised scores"}
 
 # AGS-CL's per-layer capacity diagnosis (regularizers/agscl.py), results keys "<key>/<layer>"
 CAPACITY_KEYS = ("g0_start", "g0_end", "g0_used", "important_moved", "drift", "freeze_threshold")
@@ -108,39 +78,41 @@ def reference_rule(window: int) -> str:
 
 
 def benchmark(runs: list[dict]) -> str:
-    """The stream's benchmark: its runs' command ("atari", "minatar"); a run whose config.json
-    has none is an Atari run (written before the field; MinAtar runs always record it)."""
-    return runs[0]["_config"].get("command") or "atari"
+    """The stream's benchmark: its runs' command (a name in ``envs.streams.STREAMS``)."""
+    return runs[0]["_config"]["command"]
 
 
 def reference_scores(bench: str, tasks: list[str], protocol: dict | None = None) -> dict:
-    """The random and human scores of the stream's games: {"benchmark", "source",
-    "random": {game: score}, "human": {game: score}, "note"} (empty where none is known).
-    Atari: Mnih et al. 2015's. MinAtar: random scores measured here (``MINATAR_RANDOM``), given
-    only where ``protocol`` (the runs' {"sticky", "eval_max_steps"}) is the one they were
-    measured under."""
-    if bench == "minatar" and protocol == MINATAR_PROTOCOL:
-        have = [t for t in tasks if t in MINATAR_RANDOM]
-        return {"benchmark": bench, "source": MINATAR_SOURCE, "human": {},
-                "random": {t: MINATAR_RANDOM[t] for t in have},
-                "constant": {t: MINATAR_CONSTANT[t] for t in tasks if t in MINATAR_CONSTANT},
-                "note": None}
-    if bench != "atari":
-        return {"benchmark": bench, "source": None, "random": {}, "human": {},
-                "note": NO_REFERENCE_SCORES.get(bench, f"no published random or human scores "
-                                                       f"are known for {bench}")}
-    have = [t for t in tasks if t in ATARI_RANDOM_HUMAN]
-    missing = [t for t in tasks if t not in ATARI_RANDOM_HUMAN]
-    return {"benchmark": bench, "source": ATARI_SOURCE,
-            "random": {t: ATARI_RANDOM_HUMAN[t][0] for t in have},
-            "human": {t: ATARI_RANDOM_HUMAN[t][1] for t in have},
-            "note": f"no published scores for {', '.join(missing)}" if missing else None}
+    """The reference scores of the stream's games (its module's ``SCORES``): {"benchmark",
+    "source", "random": {game: score}, "human": {game: score}, ["constant"], "note"} (empty
+    where none is known). Given only where ``protocol`` (``eval_protocol`` of the runs) is the
+    one the stream's scores hold for (its ``SCORES_PROTOCOL``; None: any)."""
+    stream = streams.STREAMS.get(bench)
+    scores = getattr(stream, "SCORES", None) or {}
+    wanted = getattr(stream, "SCORES_PROTOCOL", None)
+    if not scores or wanted is not None and protocol != wanted:
+        note = getattr(stream, "NO_SCORES", "") or \
+            f"no published random or human scores are known for {bench}"
+        return {"benchmark": bench, "source": None, "random": {}, "human": {}, "note": note}
+    rand, human = scores.get("random", {}), scores.get("human", {})
+    out = {"benchmark": bench, "source": stream.SCORES_SOURCE,
+           "random": {t: rand[t] for t in tasks if t in rand},
+           "human": {t: human[t] for t in tasks if t in human and t in rand}}
+    if "constant" in scores:
+        out["constant"] = {t: scores["constant"][t] for t in tasks if t in scores["constant"]}
+    missing = [t for t in tasks if t not in rand]
+    out["note"] = f"no published scores for {', '.join(missing)}" if missing else None
+    return out
 
 
 def eval_protocol(runs: list[dict]) -> dict | None:
-    """The runs' shared {"sticky", "eval_max_steps"}; None where they differ."""
-    ps = [{"sticky": r["_config"].get("sticky"),
-           "eval_max_steps": (r["_config"].get("ppo") or {}).get("eval_max_steps")}
+    """The runs' shared settings that the stream's reference scores hold for (its
+    ``SCORES_PROTOCOL``'s keys: a top-level config key or one of "ppo"); None where they
+    differ or the stream names none."""
+    wanted = getattr(streams.STREAMS.get(benchmark(runs)), "SCORES_PROTOCOL", None)
+    if wanted is None:
+        return None
+    ps = [{k: r["_config"].get(k, (r["_config"].get("ppo") or {}).get(k)) for k in wanted}
           for r in runs]
     return ps[0] if all(p == ps[0] for p in ps) else None
 
@@ -633,8 +605,8 @@ def _normalised_scores_table(rep: dict, suffix: str, what: str) -> list[str]:
     lines.append(f"  random and human scores: {sc['source']}"
                  + (f"; {sc['note']}" if sc.get("note") else ""))
     if sc.get("constant"):
-        lines.append("  best constant action's score (experiments/minatar_random.py --constant; "
-                     "a game it plays as well as a trained policy measures no capacity): "
+        lines.append("  best constant action's score (a game it plays as well as a trained "
+                     "policy measures no capacity): "
                      + ", ".join(f"{t} {v:g}" for t, v in sc["constant"].items()))
     w = max([20] + [len(g["label"]) + 2 for g in rep["groups"]])
     for kind, formula in (("human", "(score - random) / (human - random)"),

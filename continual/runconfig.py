@@ -1,7 +1,7 @@
 """One config per command, and the one ``build`` that wires a run from it.
 
-A run is an ``AtariRun``, a ``MinAtarRun`` or a ``VisionRun``. Either is made from a dict of the shape of a run's
-config.json (``from_dict``; missing keys take their defaults), which is what the CLI, a config
+A run is a ``GameRun`` (continual PPO; one class per game stream, ``RUNS[name]``) or a
+``VisionRun``. Either is made from a dict of the shape of a run's config.json (``from_dict``; missing keys take their defaults), which is what the CLI, a config
 file (``--config FILE``, JSON or TOML), a run folder (``--resume``) and the study runner all
 produce. ``to_dict`` is what config.json holds: every value resolved, so a run folder alone
 says what ran. ``build(config)`` returns the learner, the regularizer and the schedule.
@@ -17,29 +17,31 @@ from __future__ import annotations
 import dataclasses
 import json
 import random
-from dataclasses import dataclass, field, fields
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields, make_dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import regularizers
-from agents.config import PPO_PRESETS, REG_PRESETS, ClassifierConfig, PPOConfig, knob, \
+from agents.config import REG_PRESETS, ClassifierConfig, PPOConfig, knob, \
     replace_checked, strengths
+
+from envs import streams
 
 from .runfolder import CHECKPOINT_FORMAT, RunError, RunFolder, config_differences, \
     refuse_format
 from .trainer import Schedule
 
 # the methods each command can run (one that needs its own network, as HAT its gates: vision only)
-METHODS = {"atari": tuple(n for n in regularizers.NAMES if not regularizers.network_options(n)),
-           "vision": regularizers.NAMES}
-METHODS["minatar"] = METHODS["atari"]
+GAME_METHODS = tuple(n for n in regularizers.NAMES if not regularizers.network_options(n))
 
 
 @dataclass
-class AtariMachine:
+class GameMachine:
     device: str = knob("cpu", "cpu, cuda, cuda:1, ...")
     threads: int = knob(0, "torch CPU threads (0: torch's default)")
-    env_threads: int = knob(0, "ALE emulator threads (0: min(num_envs, cores); Atari only)")
+    env_threads: int = knob(0, "emulator threads of the streams that have them (0: "
+                               "min(num_envs, cores))")
     progress: bool = knob(True, "show a progress bar", flag="no-progress")
     # A machine setting: videos are outputs only (filming draws no randomness and changes
     # nothing of the run), so they may be switched on or off at a --resume, and two runs that
@@ -61,22 +63,12 @@ class VisionMachine:
     download: bool = knob(False, "download the data set (MD5-checked) if it is missing")
 
 
-def _games_default() -> list[str]:
-    from envs.atari import GAMES
-    return list(GAMES)
-
-
-def _minatar_games_default() -> list[str]:
-    from envs.minatar import GAMES
-    return list(GAMES)
-
-
 @dataclass
-class AtariRun:
-    """Continual PPO over a stream of Atari games."""
-    games: list[str] = field(default_factory=_games_default, metadata={
-        "help": "comma-separated games, in stream order (default: the paper's 8-game stream)",
-        "kind": str})
+class GameRun:
+    """Continual PPO over a stream of games (``envs/streams.py``). Each stream's run class
+    (``RUNS[name]``, made by ``game_run``) adds the stream's ``Options`` fields and its games
+    and PPO preset as defaults."""
+    games: list[str] = field(default_factory=list)
     regularizer: str = knob("agscl", "the continual-learning method")
     reg_preset: str = knob("paper", "the regularizer's strength set: " + "; ".join(
         f"{k}: {v}" for k, v in REG_PRESETS.items()) + ". Flags override it")
@@ -86,28 +78,24 @@ class AtariRun:
                                         "(0: at task ends only; default: a tenth of a task)")
     checkpoint_every: int | None = knob(None, "PPO iterations between periodic checkpoints "
                                               "(default: a quarter of a task, at most 50)")
-    machine: AtariMachine = field(default_factory=AtariMachine)
-    command = "atari"
-    default_preset = "cpu"
+    machine: GameMachine = field(default_factory=GameMachine)
+    command: ClassVar[str]
+    stream: ClassVar[Any]
 
     def __post_init__(self):
-        from envs.atari import parse_games
-        self.games = parse_games(self.games)
-        self._check_common()
-
-    def env_options(self) -> dict:
-        """Keyword arguments of the stream's env constructors."""
-        return {}
-
-    def net_options(self) -> dict:
-        """Keyword arguments of the stream's network."""
-        return {}
-
-    def _check_common(self):
-        if (self.command == "minatar") != (self.ppo.arch == "minatar"):
+        s = self.stream
+        self.games = s.parse_games(self.games)
+        options = s.Options(**{f.name: getattr(self, f.name) for f in fields(s.Options)})
+        for f in fields(s.Options):                       # validated, normalised
+            setattr(self, f.name, getattr(options, f.name))
+        self._options = options
+        if self.machine.env_threads and not s.ENV_THREADS:
+            raise ValueError(f"env_threads={self.machine.env_threads} sets emulator threads, "
+                             f"and the {self.command} stream has none: drop --env-threads")
+        if self.ppo.arch not in s.NETWORKS:
             raise ValueError(f"PPO arch {self.ppo.arch!r} (preset {self.ppo.preset!r}) does not "
-                             f"fit train.py {self.command}: MinAtar runs the minatar presets "
-                             f"(arch minatar), Atari the cpu or paper presets")
+                             f"fit train.py {self.command}: it runs the {', '.join(s.PRESETS)} "
+                             f"presets (arch {', '.join(s.NETWORKS)})")
         _check_method(self.command, self.regularizer)
         self.regularizer_hparams = {**strengths(self.command, self.regularizer, self.reg_preset),
                                     **self.regularizer_hparams}
@@ -119,43 +107,45 @@ class AtariRun:
         _check_int("eval_every", self.eval_every, 0)
         _check_int("checkpoint_every", self.checkpoint_every, 1)
 
+    def env_options(self) -> dict:
+        """Keyword arguments of the stream's env constructors."""
+        return self._options.env_options()
+
+    def net_options(self) -> dict:
+        """Keyword arguments of the stream's network."""
+        return self._options.net_options()
+
     @property
     def seed(self) -> int:
         return self.ppo.seed
 
 
-@dataclass
-class MinAtarRun(AtariRun):
-    """Continual PPO over the MinAtar stream (envs/minatar.py)."""
-    games: list[str] = field(default_factory=_minatar_games_default, metadata={
-        "help": "comma-separated MinAtar games, in stream order (default: Asterix, Breakout, "
-                "Freeway, Seaquest, SpaceInvaders)", "kind": str})
-    ppo: PPOConfig = field(default_factory=lambda: PPOConfig.from_preset("minatar"))
-    sticky: float = knob(0.1, "probability that a game repeats the previous action "
-                              "(MinAtar's sticky actions; its standard is 0.1)")
-    fc_width: int = knob(128, "units of the MinAtar network's fc layer (the MinAtar paper's "
-                              "128): the trunk's capacity")
-    command = "minatar"
-    default_preset = "minatar"
+def game_run(command: str) -> type:
+    """The run class of a game stream: ``GameRun`` with the stream's games and PPO preset as
+    defaults and its ``Options`` fields (config.json's top-level keys, flags of their own)."""
+    s = streams.get(command)
+    games = ", ".join(s.GAMES)
+    return make_dataclass(
+        f"{command.capitalize()}Run",
+        [("games", list[str], field(default_factory=lambda: list(s.GAMES), metadata={
+            "help": f"comma-separated games, in stream order (default: {games})",
+            "kind": str})),
+         ("ppo", PPOConfig, field(default_factory=lambda: PPOConfig.from_preset(
+             s.DEFAULT_PRESET))),
+         *[(f.name, f.type, f) for f in _copied_fields(s.Options)]],
+        bases=(GameRun,), namespace={"command": command, "stream": s,
+                                     "default_preset": s.DEFAULT_PRESET})
 
-    def __post_init__(self):
-        from envs.minatar import parse_games
-        self.games = parse_games(self.games)
-        if isinstance(self.sticky, bool) or not isinstance(self.sticky, (int, float)) \
-                or not 0.0 <= self.sticky <= 1.0:
-            raise ValueError(f"sticky={self.sticky!r} must be a probability in [0, 1]")
-        self.sticky = float(self.sticky)
-        _check_int("fc_width", self.fc_width, 1)
-        if self.machine.env_threads:
-            raise ValueError(f"env_threads={self.machine.env_threads} sets ALE's emulator threads, "
-                             f"and MinAtar's games step in Python: drop --env-threads")
-        self._check_common()
 
-    def env_options(self) -> dict:
-        return {"sticky": self.sticky}
-
-    def net_options(self) -> dict:
-        return {"hidden": self.fc_width}
+def _copied_fields(cls) -> list:
+    """Fresh copies of a dataclass's fields (a Field belongs to one class)."""
+    out = []
+    for f in fields(cls):
+        kw = {"default": f.default} if f.default is not dataclasses.MISSING else \
+            {"default_factory": f.default_factory}
+        out.append(field(metadata=dict(f.metadata), **kw))
+        out[-1].name, out[-1].type = f.name, f.type
+    return out
 
 
 @dataclass
@@ -189,7 +179,33 @@ class VisionRun:
         return self.classifier.seed
 
 
-RUNS = {"atari": AtariRun, "minatar": MinAtarRun, "vision": VisionRun}
+class _PerCommand(Mapping):
+    """{command: make(command)} for every game stream of ``envs.streams.STREAMS`` (read when
+    asked, so a stream registered later has its entry) and "vision"; made once per stream."""
+
+    def __init__(self, make):
+        self._make, self._made = make, {}
+
+    def __getitem__(self, command: str):
+        if command not in self:
+            raise KeyError(command)
+        key = (command, streams.STREAMS.get(command))
+        if key not in self._made:
+            self._made[key] = self._make(command)
+        return self._made[key]
+
+    def __contains__(self, command) -> bool:
+        return command == "vision" or command in streams.STREAMS
+
+    def __iter__(self):
+        return iter([*streams.STREAMS, "vision"])
+
+    def __len__(self) -> int:
+        return len(streams.STREAMS) + 1
+
+
+RUNS = _PerCommand(lambda c: VisionRun if c == "vision" else game_run(c))
+METHODS = _PerCommand(lambda c: regularizers.NAMES if c == "vision" else GAME_METHODS)
 
 
 def _check_method(command: str, name: str) -> None:
@@ -228,7 +244,7 @@ def from_dict(command: str, d: dict, where: str = "the config"):
             continue
         v = d.pop(f.name)
         if f.name == "ppo":
-            v = dict(v)
+            v = _ppo_keys(dict(v))
             v = PPOConfig.from_preset(v.pop("preset", cls.default_preset), **v)
         elif f.name == "classifier":
             v = dict(v)
@@ -241,6 +257,14 @@ def from_dict(command: str, d: dict, where: str = "the config"):
         raise ValueError(f"{where} has unknown key(s) {', '.join(sorted(d))}; keys: "
                          f"{', '.join(f.name for f in fields(cls))}")
     return cls(**kw)
+
+
+def _ppo_keys(ppo: dict) -> dict:
+    """PPO's learning rate is "lr", as the classifier's; a config.json that names it
+    "learning_rate" is read as "lr"."""
+    if "learning_rate" in ppo:
+        ppo.setdefault("lr", ppo.pop("learning_rate"))
+    return ppo
 
 
 def to_dict(config) -> dict:
@@ -328,7 +352,7 @@ def _help(f, presets: dict | None = None) -> str:
 def _reg_flags(command: str, taken: set[str]) -> list[Flag]:
     """One flag per regularizer hyperparameter of the command's methods (the signatures'
     names; ``reg-<name>`` where a learner flag has that name, e.g. --reg-gamma)."""
-    bench = command if command in ("atari", "minatar") else None
+    bench = command if command in streams.STREAMS else None
     by_name: dict[str, list[tuple[str, Any, str]]] = {}
     for m in METHODS[command]:
         meaning = regularizers.describe(m)
@@ -358,9 +382,14 @@ def _flags(command: str) -> list[Flag]:
                                    "of config.json's shape; flags override it")]
     for f in fields(cls):
         if f.name == "ppo":
-            mine = {k: v for k, v in PPO_PRESETS.items()
-                    if k.startswith("minatar") == (command == "minatar") and v}
-            out += _dataclass_flags(PPOConfig, ("ppo",), presets=mine)
+            s = streams.get(command)
+            mine = {k: v for k, v in s.PRESETS.items() if v}
+            flags = _dataclass_flags(PPOConfig, ("ppo",), presets=mine)
+            for fl in flags:
+                if fl.name == "preset":
+                    fl.help = (f"PPO preset: {' | '.join(s.PRESETS)} (default: "
+                               f"{s.DEFAULT_PRESET})")
+            out += flags
         elif f.name == "classifier":
             out += _dataclass_flags(ClassifierConfig, ("classifier",))
         elif f.name == "machine":
@@ -373,7 +402,7 @@ def _flags(command: str) -> list[Flag]:
     return out + _reg_flags(command, taken)
 
 
-FLAGS = {c: _flags(c) for c in RUNS}
+FLAGS = _PerCommand(_flags)
 
 
 def flag_of(command: str, path: tuple[str, ...]) -> str:
@@ -448,6 +477,8 @@ def resolve(command: str, given: dict[str, Any], config_file: str | None = None,
                          "drop --config")
     run = RunFolder(resume_from)
     saved = run.read_config()
+    if isinstance(saved.get("ppo"), dict):
+        saved["ppo"] = _ppo_keys(dict(saved["ppo"]))
     if saved.get("command") != command:
         raise RunError(f"{resume_from} is a {saved.get('command')} run: resume it with "
                        f"`train.py {saved.get('command')} --resume --out {resume_from}`")
@@ -502,7 +533,7 @@ def build(config):
     if m.threads:
         torch.set_num_threads(m.threads)
     seed_everything(config.seed)
-    if isinstance(config, AtariRun):
+    if isinstance(config, GameRun):
         from agents.ppo import PPOLearner
         learner = PPOLearner(config.ppo, config.games, device=m.device,
                              env_threads=m.env_threads, env=config.command,

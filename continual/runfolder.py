@@ -7,6 +7,7 @@ still going in the background) is refused instead of interleaving checkpoints.
 """
 from __future__ import annotations
 
+import errno
 import json
 import os
 import tempfile
@@ -43,6 +44,14 @@ def refuse_format(what: str, version) -> None:
                    f"{where}, or start a new run in another --out")
 
 
+def _disk_full(e: BaseException) -> bool:
+    """A write that failed for lack of space: ENOSPC (or a quota), or torch.save's zip writer
+    after a short write ("unexpected pos")."""
+    if isinstance(e, OSError):
+        return e.errno in (errno.ENOSPC, errno.EDQUOT)
+    return isinstance(e, RuntimeError) and "unexpected pos" in str(e)
+
+
 def _atomic_write_bytes(path: Path, write) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
@@ -53,9 +62,13 @@ def _atomic_write_bytes(path: Path, write) -> None:
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as e:
         if os.path.exists(tmp):
             os.unlink(tmp)
+        if _disk_full(e):
+            raise RunError(f"no space left on the device to write {path}: free space, then "
+                           f"continue the run with --resume (the earlier checkpoints and "
+                           f"results are intact)") from None
         raise
 
 

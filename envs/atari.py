@@ -35,17 +35,18 @@ This module imports nothing from ``agents``, ``regularizers`` or ``continual``.
 """
 from __future__ import annotations
 
-import hashlib
 import os
+from dataclasses import dataclass
 from typing import Callable, Sequence
 
 import numpy as np
 
 from . import names
+from .common import to_numpy
 
 GAMES: tuple[str, ...] = ("StarGunner", "Boxing", "VideoPinball", "CrazyClimber", "Gopher",
                           "Robotank", "DemonAttack", "NameThisGame")
-# Minimal action set sizes (reference facts; tests check them against the real ROMs).
+# Minimal action set sizes (tests check them against the real ROMs).
 NUM_ACTIONS: dict[str, int] = {"StarGunner": 18, "Boxing": 18, "VideoPinball": 9,
                                "CrazyClimber": 9, "Gopher": 8, "Robotank": 18,
                                "DemonAttack": 6, "NameThisGame": 6}
@@ -54,6 +55,49 @@ OBS_SHAPE = (4, 84, 84)
 MAX_EPISODE_FRAMES = 108_000          # 30 minutes of play, the usual ALE cap
 SCREEN = (210, 160)                   # ALE's RGB screen (height, width), filmed by evaluate
 VIDEO_FPS = 60 / FRAMESKIP            # one frame per agent step: real time
+
+# --- the stream's entry (envs/streams.py) ---------------------------------------------------
+HELP = "continual PPO over the Atari stream"
+NETWORKS = ("nature", "wide")         # agents/atari_net.py's trunks
+PRESETS: dict[str, dict] = {
+    # CleanRL's ppo_atari.py sized for a 2-core CPU: PPOConfig's defaults
+    "cpu": {},
+    # The published AGS-CL RL setup (Jung et al., NeurIPS 2020: its Atari experiments)
+    "paper": dict(num_envs=128, num_steps=64, update_epochs=10, num_minibatches=64,
+                  lr=3e-4, clip_coef=0.2, ent_coef=0.0, steps_per_task=5_000_000,
+                  eval_max_steps=27_000),
+}
+DEFAULT_PRESET = "cpu"
+ENV_THREADS = True                    # ALE's emulator threads
+
+
+@dataclass
+class Options:
+    """The Atari stream has no run options of its own."""
+
+    def env_options(self) -> dict:
+        return {}
+
+    def net_options(self) -> dict:
+        return {}
+
+
+# Random and human scores of the stream's games: Mnih et al. 2015 (DQN, Nature 518, 529-533),
+# Extended Data Table 2, columns "Random play" and "Human" (no-op starts of up to 30 no-ops, as
+# this stream's evaluation), to one decimal as transcribed in seungjaeryanlee/rldb
+# (rldb/db/paper__dqn/algo__random/entries.py, algo__human/entries.py). Not the table of
+# Agent57 (Badia et al. 2020) and DQN Zoo, whose human column (from Wang et al. 2016) differs
+# on 6 of these 8 games (e.g. Boxing 12.1, NameThisGame 8049.0); its random column agrees.
+_RANDOM_HUMAN = {          # game: (random, human)
+    "StarGunner": (664.0, 10250.0), "Boxing": (0.1, 4.3), "VideoPinball": (16256.9, 17297.6),
+    "CrazyClimber": (10780.5, 35410.5), "Gopher": (257.6, 2321.0), "Robotank": (2.2, 11.9),
+    "DemonAttack": (152.1, 3401.3), "NameThisGame": (2292.3, 4076.2)}
+SCORES = {"random": {g: r for g, (r, _) in _RANDOM_HUMAN.items()},
+          "human": {g: h for g, (_, h) in _RANDOM_HUMAN.items()}}
+SCORES_SOURCE = ("Mnih et al. 2015 (Nature), Extended Data Table 2: 'Random play' and 'Human' "
+                 "columns")
+SCORES_PROTOCOL = None
+NO_SCORES = ""
 
 
 def _rom_id(game: str) -> str:
@@ -74,12 +118,6 @@ def canonical_game(name: str) -> str:
 def parse_games(spec: str | Sequence[str] | None) -> list[str]:
     """'Boxing,Gopher' (or a list) -> the games in that order; None -> the whole stream."""
     return names.parse(spec, GAMES, "game")
-
-
-def derive_seed(*parts) -> int:
-    """A stable seed in [0, 2**31 - 2**16) from any tuple of ints/strings (room for +num_envs)."""
-    h = hashlib.sha256(repr(parts).encode()).digest()
-    return int.from_bytes(h[:8], "little") % (2 ** 31 - 2 ** 16)
 
 
 def default_env_threads(num_envs: int) -> int:
@@ -193,12 +231,6 @@ def make_train_env(game: str, num_envs: int, seed: int, num_threads: int = 0) ->
     return AtariTrainEnv(game, num_envs, seed, num_threads=num_threads)
 
 
-def _to_numpy(logits) -> np.ndarray:
-    if hasattr(logits, "detach"):                        # a torch tensor, without importing torch
-        logits = logits.detach().float().cpu().numpy()
-    return np.asarray(logits, dtype=np.float64)
-
-
 def make_eval_env(game: str, episodes: int, max_steps: int, num_threads: int = 0,
                   screen: bool = False):
     """Full-game envs for ``evaluate`` (reusable across calls: every call re-seeds them);
@@ -248,7 +280,7 @@ def evaluate(policy_fn: Callable[[np.ndarray], object], game: str, episodes: int
             videos.add_active(screens.reset(seed=int(seed))[0][:, 0], active)
         for _ in range(max_steps):
             idx = np.flatnonzero(active)
-            logits = _to_numpy(policy_fn(obs[idx]))
+            logits = to_numpy(policy_fn(obs[idx]))
             if not greedy:
                 logits = logits + rng.gumbel(size=logits.shape)
             actions[:] = 0

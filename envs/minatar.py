@@ -30,13 +30,13 @@ This module imports nothing from ``agents``, ``regularizers`` or ``continual``.
 """
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from typing import Callable, Sequence
 
 import numpy as np
 
 from . import names
-from .atari import _to_numpy as logits_to_numpy
-from .atari import derive_seed  # noqa: F401  (the streams share one seed derivation)
+from .common import to_numpy
 
 GAMES: tuple[str, ...] = ("Asterix", "Breakout", "Freeway", "Seaquest", "SpaceInvaders")
 _MODULES = {"Asterix": "asterix", "Breakout": "breakout", "Freeway": "freeway",
@@ -57,6 +57,68 @@ PALETTE = np.array([(0, 0, 0), (31, 119, 180), (255, 127, 14), (44, 160, 44), (2
                     (188, 189, 34), (23, 190, 207)], dtype=np.uint8)
 VIDEO_SCALE = 20
 VIDEO_FPS = 10
+
+# --- the stream's entry (envs/streams.py) ---------------------------------------------------
+HELP = "continual PPO over the MinAtar stream (5 miniature Atari games, minutes on a CPU)"
+NETWORKS = ("minatar",)               # agents/minatar_net.py: the MinAtar paper's network
+PRESETS: dict[str, dict] = {
+    # The MinAtar network, and the PPO constants of Pgx's MinAtar PPO example (after
+    # PureJaxRL: lr 3e-4, clip 0.2, entropy 0.01, 3 epochs, no channels-last) with CleanRL's
+    # CPU-sized batch of 8 games x 128 steps in 4 minibatches.
+    "minatar": dict(arch="minatar", lr=3e-4, clip_coef=0.2, update_epochs=3,
+                    channels_last=False, steps_per_task=500_000, eval_max_steps=10_000),
+    # a few seconds per game, for tests and smoke runs
+    "minatar_tiny": dict(arch="minatar", num_envs=2, num_steps=16, update_epochs=1,
+                         num_minibatches=2, channels_last=False, steps_per_task=64,
+                         eval_episodes=2, eval_max_steps=50, importance_steps=32),
+}
+DEFAULT_PRESET = "minatar"
+ENV_THREADS = False                   # the games step in Python, in the learner's thread
+
+
+@dataclass
+class Options:
+    sticky: float = field(default=STICKY, metadata={
+        "help": "probability that a game repeats the previous action (MinAtar's sticky "
+                "actions; its standard is 0.1)"})
+    fc_width: int = field(default=128, metadata={
+        "help": "units of the MinAtar network's fc layer (the MinAtar paper's 128): the "
+                "trunk's capacity"})
+
+    def __post_init__(self):
+        if isinstance(self.sticky, bool) or not isinstance(self.sticky, (int, float)) \
+                or not 0.0 <= self.sticky <= 1.0:
+            raise ValueError(f"sticky={self.sticky!r} must be a probability in [0, 1]")
+        self.sticky = float(self.sticky)
+        if isinstance(self.fc_width, bool) or not isinstance(self.fc_width, int) \
+                or self.fc_width < 1:
+            raise ValueError(f"fc_width={self.fc_width!r} must be an integer >= 1")
+
+    def env_options(self) -> dict:
+        return {"sticky": self.sticky}
+
+    def net_options(self) -> dict:
+        return {"hidden": self.fc_width}
+
+
+# MinAtar publishes no random or human scores. These were measured here, for the stream's
+# evaluation protocol (sticky actions 0.1, full games capped at 10k agent steps), and hold for
+# that protocol only. "random": `python experiments/minatar_random.py`, the uniform-random
+# policy's mean over 100 full games per game. "constant": the best constant action's score
+# (`python experiments/minatar_random.py --constant`, 100 full games per action), a floor as
+# real as the random one: a game a constant action plays well (Freeway: always "up") measures
+# no capacity.
+SCORES = {"random": {"Asterix": 0.59, "Breakout": 0.48, "Freeway": 0.38, "Seaquest": 0.12,
+                     "SpaceInvaders": 4.24},
+          "constant": {"Asterix": 0.67, "Breakout": 0.55, "Freeway": 15.97, "Seaquest": 0.0,
+                       "SpaceInvaders": 3.0}}
+SCORES_SOURCE = ("measured here, not published: the uniform-random policy's mean over 100 full "
+                 "games per game, sticky actions 0.1, capped at 10k steps "
+                 "(experiments/minatar_random.py); MinAtar publishes no human scores")
+SCORES_PROTOCOL = {"sticky": 0.1, "eval_max_steps": 10_000}
+NO_SCORES = ("MinAtar (Young & Tian 2019) publishes no human or random scores, and the "
+             "random scores measured here (experiments/minatar_random.py) hold only for "
+             "sticky actions 0.1 and a 10k-step cap: no human- or random-normalised scores")
 
 
 def canonical_game(name: str) -> str:
@@ -202,7 +264,7 @@ def evaluate(policy_fn: Callable[[np.ndarray], object], game: str, episodes: int
         film()
         for _ in range(max_steps):
             idx = np.flatnonzero(active)
-            logits = logits_to_numpy(policy_fn(obs[idx]))
+            logits = to_numpy(policy_fn(obs[idx]))
             if not greedy:
                 logits = logits + rng.gumbel(size=logits.shape)
             actions[:] = 0

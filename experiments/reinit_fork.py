@@ -3,7 +3,7 @@
 The paper's (I.2) rule re-initialises only the G0 nodes whose weights are exactly 0; the
 published code's re-initialises a fraction rho of all of G0 (``reinit_from='unimportant'``).
 In the 1M-step Atari run every G0 node was a dead ReLU with weights, so the paper's rule
-revived none (docs/RESULTS.md section 3b). This script loads the run's task-end checkpoint,
+revived none (docs/RESULTS.md). This script loads the run's task-end checkpoint,
 and from the same state trains the next game for ``--units`` PPO iterations twice: as the run
 did ('zero_norm': nothing revived) and after re-initialising every G0 node as the published
 code would have ('unimportant', rho = 1). Both use the same rollout seeds, and each ends with

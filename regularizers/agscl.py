@@ -133,7 +133,7 @@ class AGSCL(Regularizer):
         if reinit_from not in ("zero_norm", "unimportant"):
             raise ValueError(f"hyperparameter reinit_from={reinit_from!r} must be 'zero_norm' "
                              f"(the paper) or 'unimportant' (the published code)")
-        self.prox_every, self.reinit, self.reinit_from = prox, reinit, reinit_from
+        self.prox_when, self.reinit, self.reinit_from = prox, reinit, reinit_from
         self.zero_init, self.rand_init = REINIT_MODES[reinit]
         self.hard_freeze = bool(hard_freeze) and self.zero_init
         self.omega_train_mode = bool(omega_train_mode)
@@ -216,12 +216,12 @@ class AGSCL(Regularizer):
     def after_step(self, lr: float) -> None:
         if self._alpha0 is None:
             self._note_alpha(lr)
-        if self.prox_every == "step" and self._graph_ready():
+        if self.prox_when == "step" and self._graph_ready():
             with torch.cuda.device(self._alpha.device):   # the model's GPU, not the current one
                 self._alpha.fill_(lr)
                 self._graph.replay()    # the same freeze and prox, replayed as one CUDA graph
             return
-        if self.prox_every == "step":
+        if self.prox_when == "step":
             self._freeze_and_prox(lr)
         else:
             self._apply_hard_freeze()
@@ -266,7 +266,7 @@ class AGSCL(Regularizer):
         self._graph, self._graph_ptrs = graph, ptrs
 
     def after_epoch(self, lr: float) -> None:
-        if self.prox_every == "epoch":
+        if self.prox_when == "epoch":
             self.prox(lr)           # after_step has frozen the epoch's last step already
 
     @torch.no_grad()
@@ -498,7 +498,6 @@ class AGSCL(Regularizer):
         self.omega = [o.to(dev) for o in state["omega"]]
         self.theta_hat = [[t.to(dev) for t in th] for th in state["theta_hat"]]
         self.history = list(state["history"])
-        if "generator" in state:    # a state without one keeps the generator seeded here
-            self.generator.set_state(state["generator"].cpu())
-        self._alpha0 = state.get("alpha0")
+        self.generator.set_state(state["generator"].cpu())
+        self._alpha0 = state["alpha0"]
         self._prepare()

@@ -98,8 +98,7 @@ class HAT(Regularizer):
             warnings.warn(f"HAT: only {int(num_batches)} batch(es) per epoch, too few for eq. 3 "
                           f"to anneal the gate scale s gradually from 1/s_max to s_max = "
                           f"{self.s_max:g} over an epoch's batches; learning can stall. A smaller "
-                          f"batch size gives a smoother schedule (docs/RESULTS.md section 4: "
-                          f"Omniglot)", stacklevel=2)
+                          f"batch size gives a smoother schedule", stacklevel=2)
         self._num_batches, self._batch = int(num_batches), 1
         self.model.hat_s = self._anneal()
 

@@ -22,7 +22,7 @@ class _QuadraticPenalty(torch.autograd.Function):
     The same value and gradient autograd would give for ``(w * (p - a).square()).sum()``, in
     three passes over the weights forward (sub, mul, dot) and one backward, instead of autograd's
     nine: the penalty runs every minibatch over every trunk weight (1.7M for the Nature CNN);
-    bench/quadratic_penalty.py measures both forms (docs/RESULTS.md section 2). Not twice
+    bench/quadratic_penalty.py measures both forms (docs/RESULTS.md). Not twice
     differentiable."""
 
     @staticmethod

@@ -126,7 +126,7 @@ def test_reg_presets_paper_default_and_lab():
         runconfig.resolve("minatar", {"reg_preset": "nope"})
     _, reg, _ = runconfig.build(runconfig.resolve(
         "minatar", {"reg_preset": "lab", "preset": "minatar_tiny", "games": "Breakout"}))
-    assert (reg.prox_every, reg.reinit_from, reg.hard_freeze, reg.lam, reg.omega_scale) == \
+    assert (reg.prox_when, reg.reinit_from, reg.hard_freeze, reg.lam, reg.omega_scale) == \
         ("epoch", "unimportant", False, 1000.0, 400 / 19)
 
 

@@ -12,7 +12,7 @@ import torch
 import regularizers
 from agents.base import Learner
 from agents.classifier import ClassifierLearner
-from agents.config import REGULARIZER_STRENGTHS, VISION_PRESETS, ClassifierConfig, strengths
+from agents.config import VISION_PRESETS, VISION_STRENGTHS, ClassifierConfig, strengths
 from envs.vision import BENCHMARKS, make_stream
 from regularizers.base import Regularizer
 from tests.tiny import DEVICE
@@ -168,7 +168,7 @@ def test_nan_from_the_end_of_epoch_step_raises(digits):
 def test_presets_and_strengths():
     for b in BENCHMARKS:
         assert ClassifierConfig.from_preset(b).benchmark == b
-        assert set(REGULARIZER_STRENGTHS[b]) >= {"agscl", "ewc", "si", "rwalk", "mas", "hat"}
+        assert set(VISION_STRENGTHS[b]) >= {"agscl", "ewc", "si", "rwalk", "mas", "hat"}
     for b in ("split_cifar100", "cifar10_100", "omniglot"):
         cfg = ClassifierConfig.from_preset(b)
         assert (cfg.optimizer, cfg.lr, cfg.batch_size, cfg.epochs) == ("adam", 1e-3, 256, 100)
@@ -185,8 +185,7 @@ def test_presets_and_strengths():
     assert strengths("atari", "agscl") == {"mu": 0.1, "lam": 100.0, "eta": 0.9, "rho": 1.0,
                                            "prox": "step"}
     assert strengths("atari", "ewc") == {"lam": 5000.0} and strengths("atari", "si") == {}
-    assert all(v["agscl"]["prox"] == "epoch" for b, v in REGULARIZER_STRENGTHS.items()
-               if b not in ("atari", "minatar"))
+    assert all(v["agscl"]["prox"] == "epoch" for v in VISION_STRENGTHS.values())
     assert ClassifierConfig.from_preset("omniglot", epochs=7).epochs == 7
     with pytest.raises(ValueError, match="unknown preset"):
         ClassifierConfig.from_preset("omniglot", "nope")
@@ -202,7 +201,8 @@ def test_presets_and_strengths():
 def test_every_strength_is_a_hyperparameter_its_method_accepts():
     """The table is validated where every hyperparameter is: regularizers.make."""
     from tests.tiny import TinyMLP
-    for bench, table in REGULARIZER_STRENGTHS.items():
+    from envs.streams import STREAMS
+    for bench in [*VISION_STRENGTHS, *STREAMS]:
         for method in regularizers.NAMES:
             hp = strengths(bench, method)
             assert set(hp) <= set(regularizers.hyperparameters(method)), (bench, method)

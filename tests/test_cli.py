@@ -6,7 +6,7 @@ import torch
 
 import train
 from agents.ppo import PPOLearner
-from tests.tiny import DEVICE, load_script
+from tests.tiny import DEVICE, kill_ppo_at, load_script
 
 TINY_ATARI = ["atari", "--games", "Boxing,Gopher", "--num-envs", "2", "--num-steps", "16",
               "--update-epochs", "1", "--num-minibatches", "2", "--steps-per-task", "64",
@@ -50,16 +50,9 @@ def test_atari_resume_equals_uninterrupted_and_report(tmp_path, monkeypatch, cap
     args = TINY_ATARI + ["--regularizer", "agscl"]
     assert train.main(args + ["--out", str(tmp_path / "full")]) == 0
 
-    orig = PPOLearner.train_unit
-
-    def crash(self, task, unit, reg=None):
-        if (task, unit) == (1, 1):
-            raise KeyboardInterrupt                       # killed mid-task
-        return orig(self, task, unit, reg)
-
-    monkeypatch.setattr(PPOLearner, "train_unit", crash)
+    revive = kill_ppo_at(monkeypatch, 1, 1)               # killed mid-task
     assert train.main(args + ["--out", str(tmp_path / "cut")]) == 130
-    monkeypatch.setattr(PPOLearner, "train_unit", orig)
+    revive()
     assert train.main(args + ["--out", str(tmp_path / "cut"), "--resume"]) == 0
     full, cut = results(tmp_path / "full"), results(tmp_path / "cut")
     assert cut["reward_matrix"] == full["reward_matrix"]
@@ -248,7 +241,7 @@ def test_vision_same_seed_same_run(tmp_path):
 
 @pytest.mark.slow
 def test_grad_split_and_reinit_fork_diagnostics(tmp_path):
-    """experiments/grad_split.py and reinit_fork.py (RESULTS §3b): the gradient's parts
+    """experiments/grad_split.py and reinit_fork.py: the gradient's parts
     partition the clipped gradient; the fork's 'unimportant' variant revives every G0 node,
     'zero_norm' only zero-norm ones; neither touches the run folder."""
     gs, fk = load_script("experiments", "grad_split"), load_script("experiments", "reinit_fork")

@@ -19,7 +19,7 @@ from continual.evaluate import seen_tasks
 from continual.runfolder import CHECKPOINT_FORMAT, RunFolder
 from continual.trainer import ContinualTrainer, Schedule
 from envs import atari, minatar
-from envs.atari import derive_seed
+from envs.common import derive_seed
 from tests.test_trainer import ToyLearner
 from tests.tiny import DEVICE
 

@@ -89,9 +89,9 @@ def test_normalised_scores_by_hand():
     assert np.isnan(metrics.random_normalised(60.0, 10.0, 5.0))     # reference below random
     assert np.isnan(metrics.random_normalised(60.0, 10.0, float("-inf")))
     # the published table (Mnih et al. 2015, Extended Data Table 2) covers the paper's stream
-    from envs.atari import GAMES
-    assert set(report_rl.ATARI_RANDOM_HUMAN) == set(GAMES)
-    assert all(h > r for r, h in report_rl.ATARI_RANDOM_HUMAN.values())
+    from envs.atari import GAMES, SCORES
+    assert set(SCORES["random"]) == set(SCORES["human"]) == set(GAMES)
+    assert all(SCORES["human"][g] > SCORES["random"][g] for g in GAMES)
 
 
 def test_figure7_leaves_out_a_nonpositive_reference():
@@ -121,7 +121,7 @@ def _run(folder, method, tasks, curve, R=None, command=None, global_step=None, c
     the reward matrix (the task-end rows of the curve unless given); ``config``: more of
     config.json."""
     folder.mkdir(parents=True)
-    cfg = {"regularizer": method, **({"command": command} if command else {}), **(config or {})}
+    cfg = {"regularizer": method, "command": command or "atari", **(config or {})}
     (folder / "config.json").write_text(json.dumps(cfg))
     if R is None:
         R = [c["score"] for c in curve if c.get("task_end")]
@@ -241,8 +241,9 @@ def test_rl_forgetting_raw_and_normalised(tmp_path):
 
 
 def test_rl_human_and_random_normalised_with_a_made_up_table(tmp_path, monkeypatch):
-    monkeypatch.setattr(report_rl, "ATARI_RANDOM_HUMAN", {"Boxing": (-10.0, 30.0),
-                                                          "Gopher": (5.0, 105.0)})
+    from envs import atari
+    monkeypatch.setattr(atari, "SCORES", {"random": {"Boxing": -10.0, "Gopher": 5.0},
+                                          "human": {"Boxing": 30.0, "Gopher": 105.0}})
     runs = _pair(tmp_path)
     a2 = _run(tmp_path / "ags2", "agscl", TASKS,
               [_c(20, [2.0], True), _c(40, [1.0, 15.0], True)])
@@ -271,7 +272,8 @@ def test_rl_human_and_random_normalised_with_a_made_up_table(tmp_path, monkeypat
 
 
 def test_rl_report_minatar_random_scores_only_under_their_protocol(tmp_path):
-    from continual.report_rl import MINATAR_RANDOM
+    from envs.minatar import SCORES
+    MINATAR_RANDOM = SCORES["random"]
     # no protocol in config.json (or another one): no normalised scores, and the report says why
     runs = [_run(tmp_path / n, m, ["Breakout", "Freeway"], FT_CURVE, command="minatar",
                  config={"sticky": 0.0, "ppo": {"eval_max_steps": 10_000}})
@@ -297,7 +299,7 @@ def test_rl_report_minatar_random_scores_only_under_their_protocol(tmp_path):
     assert "measured here, not published" in rep["table"]
     # the constant-action floor beside it, from the measured table
     assert rep["reference_scores"]["constant"] == {
-        "Breakout": report_rl.MINATAR_CONSTANT["Breakout"], "Freeway": 15.97}
+        "Breakout": SCORES["constant"]["Breakout"], "Freeway": 15.97}
     assert "best constant action's score" in rep["table"] and "Freeway 15.97" in rep["table"]
 
 

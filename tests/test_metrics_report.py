@@ -62,7 +62,7 @@ def test_normalised_accumulated_reward():
 
 def _write_run(folder, method, R, curve):
     folder.mkdir(parents=True)
-    (folder / "config.json").write_text(json.dumps({"regularizer": method}))
+    (folder / "config.json").write_text(json.dumps({"command": "atari", "regularizer": method}))
     (folder / "results.json").write_text(json.dumps({
         "tasks": ["Boxing", "Gopher"], "regularizer": method, "reward_matrix": R,
         "eval_curve": curve, "regularizer_memory_bytes": 8}))
@@ -433,9 +433,9 @@ def test_group_runs_by_method_and_hyperparameters():
     assert metrics.group_key("agscl", runs[1][1]) == metrics.group_key("agscl", runs[2][1])
     assert metrics.group_key("agscl", runs[1][1]) != metrics.group_key("agscl", runs[3][1])
     assert metrics.group_key("agscl", runs[1][1]) != metrics.group_key("ewc", runs[1][1])
-    lr = _config("atari", "agscl", 1, lam=10, learning_rate=0.001)
+    lr = _config("atari", "agscl", 1, lam=10, lr=0.001)
     two = metrics.group_runs([("agscl", runs[1][1]), ("agscl", lr)])
-    assert [g["label"] for g in two] == ["agscl learning_rate=0.00025", "agscl learning_rate=0.001"]
+    assert [g["label"] for g in two] == ["agscl lr=0.00025", "agscl lr=0.001"]
     # a lam written as an integer (a TOML spec) is the same setting as the resolved 10.0
     as_int = json.loads(json.dumps(runs[1][1]).replace('"lam": 10.0', '"lam": 10'))
     assert as_int["regularizer_hparams"]["lam"] == 10

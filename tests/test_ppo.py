@@ -68,20 +68,20 @@ def strip(d):
 def test_presets_and_validation():
     cpu, paper = PPOConfig.from_preset("cpu"), PPOConfig.from_preset("paper")
     assert (cpu.num_envs, cpu.num_steps, cpu.update_epochs, cpu.num_minibatches) == (8, 128, 4, 4)
-    assert (cpu.learning_rate, cpu.ent_coef, cpu.clip_coef) == (2.5e-4, 0.01, 0.1)
+    assert (cpu.lr, cpu.ent_coef, cpu.clip_coef) == (2.5e-4, 0.01, 0.1)
     assert (paper.num_envs, paper.num_steps, paper.update_epochs, paper.num_minibatches) == \
         (128, 64, 10, 64)
-    assert (paper.learning_rate, paper.adam_eps, paper.clip_coef, paper.vf_coef, paper.ent_coef,
+    assert (paper.lr, paper.adam_eps, paper.clip_coef, paper.vf_coef, paper.ent_coef,
             paper.gamma, paper.gae_lambda, paper.max_grad_norm, paper.steps_per_task) == \
         (3e-4, 1e-5, 0.2, 0.5, 0.0, 0.99, 0.95, 0.5, 5_000_000)
     with pytest.raises(ValueError, match="preset"):
         PPOConfig.from_preset("gpu")
     with pytest.raises(ValueError, match="divisible"):
         PPOConfig.from_preset("cpu", num_minibatches=3)
-    with pytest.raises(ValueError, match="learning_rate"):
-        PPOConfig.from_preset("cpu", learning_rate=-1)
+    with pytest.raises(ValueError, match="lr"):
+        PPOConfig.from_preset("cpu", lr=-1)
     with pytest.raises(ValueError, match="no field"):
-        PPOConfig.from_preset("cpu", lr=1)
+        PPOConfig.from_preset("cpu", learning_rate=1)      # one name: lr, as the classifier's
     with pytest.raises(ValueError, match="bf16"):
         PPOConfig.from_preset("cpu", bf16=1)
 
@@ -170,7 +170,7 @@ def test_hook_order_and_scalars():
     reg = Recorder(learner.model)
     learner.begin_task(1)
     out = learner.train_unit(1, 1, reg)
-    lr = cfg.learning_rate * (1 - 1 / 2)
+    lr = cfg.lr * (1 - 1 / 2)
     step = [("penalty",), ("before_step",), ("after_step", lr)]
     assert reg.calls == 2 * ([("begin_epoch", 2)] + 2 * step + [("after_epoch", lr)])
     # before_step sees the raw gradients, before clipping: their mean norm is the pre-clip

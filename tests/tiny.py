@@ -24,6 +24,21 @@ def roundtrip(state):
     return torch.load(buf, weights_only=False)
 
 
+def kill_ppo_at(monkeypatch, task: int, unit: int):
+    """Make PPO's training raise KeyboardInterrupt (a kill) on entering unit ``unit`` of task
+    ``task``; returns the function that lets it run again."""
+    from agents.ppo import PPOLearner
+    orig = PPOLearner.train_unit
+
+    def crash(self, t, u, reg=None):
+        if (t, u) == (task, unit):
+            raise KeyboardInterrupt
+        return orig(self, t, u, reg)
+
+    monkeypatch.setattr(PPOLearner, "train_unit", crash)
+    return lambda: monkeypatch.setattr(PPOLearner, "train_unit", orig)
+
+
 def load_script(folder: str, name: str):
     """Import ``<project>/<folder>/<name>.py`` (a script folder, not a package); its folder
     goes on sys.path so that the script's own imports of its neighbours work."""
