@@ -24,7 +24,9 @@ Two optional methods, which the trainer uses where a learner has them (``GameLea
 PPO learner has both, the classifier neither): ``record_video(task, path, seed)`` films one
 evaluation game (``--capture-video``), and ``dormant_units(task, reg)`` measures the trunk's
 dormant units (Sokar et al., 2023; ``dormant_units`` below) at every evaluation. Neither may
-consume randomness.
+consume randomness. A learner may also have ``plasticity_metrics(task)``
+(``plasticity_metrics`` below, on the same batch; the PPO learner has it), which the trainer
+records beside the dormant units.
 """
 from __future__ import annotations
 
@@ -117,10 +119,6 @@ class GameLearner(Protocol):
         """``dormant_units(...)`` of the model on a batch of the task's inputs (None before
         there is one); ``reg``: the run's regularizer, whose G0 (AGS-CL's
         ``unimportant_nodes``) is counted where it has one."""
-
-    def plasticity_metrics(self, task: int) -> dict | None:
-        """``plasticity_metrics(...)`` of the model on the same batch as ``dormant_units``,
-        against the model's initial weights (None before there is a batch)."""
 
 
 # --- plasticity metrics -----------------------------------------------------------------------

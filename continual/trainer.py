@@ -342,7 +342,7 @@ class ContinualTrainer:
     def _plasticity(self, t: int, gs: int, task_end: bool) -> None:
         """The learner's plasticity measures per trunk layer (``agents.base.plasticity_metrics``)
         -> results' ``plasticity`` and TensorBoard ``plasticity/<layer>/<measure>``."""
-        if not isinstance(self.learner, GameLearner):
+        if not hasattr(self.learner, "plasticity_metrics"):
             return
         rec = self.learner.plasticity_metrics(t)
         if rec is None:
