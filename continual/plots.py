@@ -142,6 +142,93 @@ def plot_scores_per_game(rep: dict, out: Path) -> None:
     plt.close(fig)
 
 
+def _band(ax, xs, ests, colour, ls="-", label=None, alpha=0.18) -> None:
+    """A line of means with its 95% CI as a shaded band (no band where there is none)."""
+    mean = np.array([np.nan if e["mean"] is None else e["mean"] for e in ests], dtype=float)
+    lo = np.array([m if e["ci95"] is None else e["ci95"][0] for m, e in zip(mean, ests)])
+    hi = np.array([m if e["ci95"] is None else e["ci95"][1] for m, e in zip(mean, ests)])
+    ax.plot(xs, mean, ls, color=colour, marker=".", ms=3, lw=1.4, label=label)
+    ax.fill_between(xs, lo, hi, color=colour, alpha=alpha, lw=0)
+
+
+def _by_step(runs: list[list[tuple[int, float]]]) -> tuple[list[int], list[dict]]:
+    """Points (step, value) of several runs -> the steps any run has, and per step the mean
+    and 95% bootstrap CI over the runs that have it."""
+    steps = sorted({s for pts in runs for s, _ in pts})
+    at = [dict(pts) for pts in runs]
+    return steps, [metrics.mean_ci([a[s] for a in at if s in a]) for s in steps]
+
+
+def plot_group_scores_per_game(rep: dict, out: Path) -> None:
+    """One panel per game: each group's mean raw evaluation score over training with its 95%
+    bootstrap CI band over the group's runs (greedy solid, sampled dashed), task boundaries
+    dotted; the readable view of a study (``scores_per_game.png`` keeps one line per run)."""
+    tasks, by = rep["tasks"], _by_method(rep)
+    fig, axes = plt.subplots(1, len(tasks), figsize=(3.8 * len(tasks), 3.6), squeeze=False,
+                             sharex=True)
+    ends = sorted({c["step"] for rr in rep["runs"] for c in rr["eval_curve"]
+                   if c.get("task_end")})
+    colours = _colours()
+    for j, (ax, name) in enumerate(zip(axes[0], tasks)):
+        for k, (g, prs) in enumerate(by.items()):
+            for key, ls in (("score", "-"), ("score_sampled", "--")):
+                runs = [[(c["step"], c[key][j]) for c in rr["eval_curve"]
+                         if len(c.get(key, [])) > j] for rr in prs]
+                steps, ests = _by_step(runs)
+                if steps:
+                    _band(ax, steps, ests, colours[k % len(colours)], ls,
+                          f"{g} ({len(prs)})" if key == "score" else None,
+                          alpha=0.18 if key == "score" else 0.08)
+        for e in ends:
+            ax.axvline(e, color="grey", lw=0.6, ls=":")
+        ax.set_title(name, fontsize=10)
+        ax.set_xlabel("environment steps")
+        if j == 0:
+            ax.set_ylabel("raw score, mean and 95% CI\n(greedy -, sampled --)")
+    if axes[0][0].get_legend_handles_labels()[0]:
+        axes[0][0].legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(out / "scores_per_game_groups.png", dpi=120)
+    plt.close(fig)
+
+
+PLASTICITY_MEASURES = ("active", "stable_rank", "effective_rank", "weight_norm",
+                       "init_distance", "grad_norm")
+
+
+def plot_plasticity(rep: dict, out: Path) -> None:
+    """One plot per plasticity measure (``agents.base.plasticity_metrics``), one panel per
+    trunk layer: each group's mean over training with its 95% bootstrap CI band, task
+    boundaries dotted. Nothing is written for runs without the records."""
+    by = {g: prs for g, prs in _by_method(rep).items()
+          if any(p.get("plasticity_measures") for p in prs)}
+    if not by:
+        return
+    layers = list(dict.fromkeys(name for prs in by.values() for p in prs
+                                for rec in p["plasticity_measures"] for name in rec["layers"]))
+    ends = sorted({rec["step"] for prs in by.values() for p in prs
+                   for rec in p["plasticity_measures"]
+                   if rec.get("task_end")})
+    colours = _colours()
+    for measure in PLASTICITY_MEASURES:
+        fig, axes = plt.subplots(1, len(layers), figsize=(4.2 * len(layers), 3.4),
+                                 squeeze=False)
+        for ax, layer in zip(axes[0], layers):
+            for k, (g, prs) in enumerate(by.items()):
+                runs = [[(rec["step"], rec["layers"][layer][measure])
+                         for rec in p["plasticity_measures"]
+                         if rec["layers"].get(layer, {}).get(measure) is not None]
+                        for p in prs]
+                steps, ests = _by_step(runs)
+                if steps:
+                    _band(ax, steps, ests, colours[k % len(colours)], "-", f"{g} ({len(prs)})")
+            for e in ends:
+                ax.axvline(e, color="grey", lw=0.6, ls=":")
+            ax.set_title(f"{measure} / {layer}", fontsize=10)
+            ax.set_xlabel("environment steps")
+        _save(fig, axes[0][0], out / f"plasticity_{measure}.png", dpi=110)
+
+
 def plot_training_scores(rep: dict, out: Path, smooth: int = 25) -> None:
     """One panel per game: every run's training-game raw score over the steps of that task
     (the mean over a sliding window of ``smooth`` units, weighted by games)."""
@@ -326,6 +413,8 @@ def plot_rl_report(rep: dict, out: Path) -> None:
     out = Path(out)
     plot_normalised_accumulated_reward(rep, out)
     plot_scores_per_game(rep, out)
+    plot_group_scores_per_game(rep, out)
+    plot_plasticity(rep, out)
     if any(rr["training_returns"] for rr in rep["runs"]):
         plot_training_scores(rep, out)
     plot_aggregate_scores(rep, out)

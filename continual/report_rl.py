@@ -486,6 +486,7 @@ def rl_report(runs: list[dict], window: int = TRAINING_WINDOW,
         rr["sps"] = r.get("sps")
         rr["regularizer_memory_bytes"] = r.get("regularizer_memory_bytes")
         rr["capacity"] = {k: v for k, v in r.items() if k.split("/")[0] in CAPACITY_KEYS}
+        rr["plasticity_measures"] = r.get("plasticity") or []
         rr["task_spans"] = task_spans(r)
         rr["training_returns"] = training_returns(r["_path"])
         rr["training_windows"] = training_windows(rr["training_returns"], rr["task_spans"],

@@ -436,3 +436,26 @@ def test_report_on_tiny_minatar_runs_writes_the_new_keys(tmp_path):
             assert k in g, k
     assert "forgetting and forward transfer (greedy)" in rep["table"]
     assert (tmp_path / "rep" / "forgetting_forward_transfer.png").exists()
+
+
+def test_rl_report_group_bands_and_plasticity_plots(tmp_path):
+    """A study's per-game scores as one mean line and CI band per group, and one plot per
+    plasticity measure from the runs' records."""
+    runs = [_run(tmp_path / f"ft{i}", "finetune", TASKS, FT_CURVE) for i in (1, 2)] + \
+        [_run(tmp_path / "ags", "agscl", TASKS, AGS_CURVE)]
+    rec = lambda step, v: {"step": step, "task": 0, "unit": 1, "task_end": False,   # noqa: E731
+                           "layers": {"fc": {m: v for m in plots.PLASTICITY_MEASURES}}}
+    for i, f in enumerate(runs):
+        res = json.loads((f / "results.json").read_text())
+        res["plasticity"] = [rec(10, 1.0 + i), rec(20, 2.0 + i)]
+        (f / "results.json").write_text(json.dumps(res))
+    rep = report(runs, out=str(tmp_path / "rep"), plots=True)
+    out = tmp_path / "rep"
+    assert (out / "scores_per_game_groups.png").exists() and (out / "scores_per_game.png").exists()
+    for m in plots.PLASTICITY_MEASURES:
+        assert (out / f"plasticity_{m}.png").stat().st_size > 0
+    # the band: per step, the mean and bootstrap CI over the runs that have the step
+    steps, ests = plots._by_step([[(10, 1.0), (20, 2.0)], [(10, 3.0)]])
+    assert steps == [10, 20] and ests[0]["mean"] == 2.0 and ests[0]["n"] == 2
+    assert ests[1] == metrics.mean_ci([2.0])
+    assert len(rep["runs"][0]["plasticity_measures"]) == 2
