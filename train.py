@@ -109,6 +109,14 @@ def run(command: str, args: argparse.Namespace) -> dict:
         raise RunError("--resume needs --out: the run folder to continue")
     config = runconfig.resolve(command, given_flags(command, args), args.config,
                                resume_from=args.out if args.resume else None)
+    if args.resume:
+        done = RunFolder(args.out).read_results()
+        if done and done.get("status") == "complete":
+            # nothing left to train: the finished run's files stay as they are (no lock, no
+            # session, no TensorBoard writer), whoever asks for the resume (e.g. a study's retry)
+            print(f"the run in {args.out} is already complete; nothing to resume (results in "
+                  f"{RunFolder(args.out).results_path})")
+            return done
     out = args.out or f"runs/{command}-{config.regularizer}-{time.strftime('%Y%m%d-%H%M%S')}"
     check_out(Path(out))
     learner, reg, schedule = runconfig.build(config)

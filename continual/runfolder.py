@@ -150,6 +150,23 @@ class RunFolder:
                            f"another --out") from None
         return check_format(f"the run in {self.path}", saved)
 
+    def read_results(self) -> dict | None:
+        """The run's results.json, or None where there is none or it is unreadable."""
+        try:
+            res = json.loads(self.results_path.read_text())
+        except (OSError, ValueError):
+            return None
+        return res if isinstance(res, dict) else None
+
+    def status(self) -> str | None:
+        """The run's status as its results.json says ("running", "interrupted", "complete",
+        "failed: ..."), or None where there is no readable results.json. Reads only."""
+        return (self.read_results() or {}).get("status")
+
+    def is_complete(self) -> bool:
+        """Whether the run trained to its end: ``--resume`` has nothing left to do."""
+        return self.status() == "complete"
+
     def _lock(self) -> None:
         if fcntl is None or self._lock_file is not None:
             return
