@@ -28,7 +28,8 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 from continual import evaluate, runconfig  # noqa: E402
 from continual.report import REFERENCE_WINDOW, TRAINING_WINDOW, report  # noqa: E402
-from continual.runfolder import RunError, RunFolder, check_out  # noqa: E402
+from continual.runfolder import (IN_USE_EXIT, RunError, RunFolder, RunInUseError,  # noqa: E402
+                                 check_out)
 from continual.trainer import ContinualTrainer, NaNLossError  # noqa: E402
 
 ATARI_DEMO = ["--games", "StarGunner,Boxing", "--steps-per-task", "20480",
@@ -150,6 +151,9 @@ def main(argv=None) -> int:
             print(f"\nreport.json and plots in {out}")
             return 0
         return 0 if run(args.command, args) else 1
+    except RunInUseError as e:            # transient: another process still runs the folder
+        print(f"error: {e}", file=sys.stderr)
+        return IN_USE_EXIT
     except NaNLossError as e:
         print(f"error: {e}", file=sys.stderr)
         return 3

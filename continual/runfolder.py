@@ -33,6 +33,14 @@ class RunError(RuntimeError):
     """A problem with the run folder, with a message that names the fix."""
 
 
+class RunInUseError(RunError):
+    """The run folder is held by another live process: a transient refusal (``train.py`` exits
+    with ``IN_USE_EXIT``), which the same command gets past once that process has stopped."""
+
+
+IN_USE_EXIT = 75        # sysexits.h EX_TEMPFAIL: a temporary failure, try again later
+
+
 def refuse_format(what: str, version) -> None:
     """Raise RunError for a config or checkpoint of another format than ``CHECKPOINT_FORMAT``."""
     version = 1 if version is None else version
@@ -167,6 +175,13 @@ class RunFolder:
         """Whether the run trained to its end: ``--resume`` has nothing left to do."""
         return self.status() == "complete"
 
+    def lock(self) -> None:
+        """Hold the folder's lock (``RunInUseError`` if another process holds it) until
+        ``close()``: e.g. a study's runner while it tidies a trial's folder."""
+        if not self.path.is_dir():
+            raise RunError(f"{self.path} is not a run folder (no such folder)")
+        self._lock()
+
     def _lock(self) -> None:
         if fcntl is None or self._lock_file is not None:
             return
@@ -177,7 +192,7 @@ class RunFolder:
             f.seek(0)
             holder = f.read().strip() or "unknown"
             f.close()
-            raise RunError(f"{self.path} is in use by another process (pid {holder}): a run can "
+            raise RunInUseError(f"{self.path} is in use by another process (pid {holder}): a run can "
                            f"be continued by one process at a time; wait for it to finish or "
                            f"stop it (Ctrl-C / kill -INT saves a checkpoint), then --resume") from None
         f.seek(0)
@@ -199,6 +214,13 @@ class RunFolder:
                 return True
             fcntl.flock(f, fcntl.LOCK_UN)
             return False
+
+    def holder(self) -> int | None:
+        """The pid the folder's lock file names: the process that holds it (or held it last)."""
+        try:
+            return int((self.path / "run.lock").read_text().split()[0])
+        except (OSError, ValueError, IndexError):
+            return None
 
     def close(self) -> None:
         """Release the run's lock (the process's exit releases it too)."""
