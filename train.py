@@ -118,6 +118,8 @@ def run(command: str, args: argparse.Namespace) -> dict:
             print(f"the run in {args.out} is already complete; nothing to resume (results in "
                   f"{RunFolder(args.out).results_path})")
             return done
+        if RunFolder(args.out).in_use():       # refused now, not after building the learner
+            raise RunFolder(args.out).in_use_error()
     out = args.out or f"runs/{command}-{config.regularizer}-{time.strftime('%Y%m%d-%H%M%S')}"
     check_out(Path(out))
     learner, reg, schedule = runconfig.build(config)

@@ -189,12 +189,8 @@ class RunFolder:
         try:
             fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError:
-            f.seek(0)
-            holder = f.read().strip() or "unknown"
             f.close()
-            raise RunInUseError(f"{self.path} is in use by another process (pid {holder}): a run can "
-                           f"be continued by one process at a time; wait for it to finish or "
-                           f"stop it (Ctrl-C / kill -INT saves a checkpoint), then --resume") from None
+            raise self.in_use_error() from None
         f.seek(0)
         f.truncate()
         f.write(f"{os.getpid()}\n")
@@ -214,6 +210,13 @@ class RunFolder:
                 return True
             fcntl.flock(f, fcntl.LOCK_UN)
             return False
+
+    def in_use_error(self) -> RunInUseError:
+        """The refusal of a folder that another process holds, naming it."""
+        return RunInUseError(f"{self.path} is in use by another process (pid "
+                             f"{self.holder() or 'unknown'}): a run can be continued by one "
+                             f"process at a time; wait for it to finish or stop it (Ctrl-C / "
+                             f"kill -INT saves a checkpoint), then --resume")
 
     def holder(self) -> int | None:
         """The pid the folder's lock file names: the process that holds it (or held it last)."""

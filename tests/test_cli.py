@@ -335,3 +335,26 @@ def test_resume_of_a_finished_run_leaves_it_byte_identical(tmp_path, capsys, com
     assert f"{out} is already complete" in capsys.readouterr().out
     assert _snapshot(out) == before
     assert results(out)["status"] == "complete" and len(results(out)["sessions"]) == 1
+
+
+def test_a_held_run_folder_is_a_transient_refusal(tmp_path, capsys):
+    """--resume of a folder another process holds exits 75 (EX_TEMPFAIL: try again later; a
+    study's runner waits for the folder), before anything is built, changing nothing."""
+    import os
+    from continual import runconfig
+    from continual.runfolder import IN_USE_EXIT, RunFolder, write_json
+    out = tmp_path / "run"
+    write_json(out / "config.json", runconfig.to_dict(runconfig.resolve("atari", {})))
+    write_json(out / "results.json", {"status": "interrupted"})
+    (out / "checkpoints").mkdir()
+    (out / "checkpoints" / "last.pt").write_bytes(b"not read")
+    holder = RunFolder(out)
+    holder.lock()                                       # e.g. a run still saving
+    before = _snapshot(out)
+    assert IN_USE_EXIT == 75
+    assert train.main(["atari", "--resume", "--out", str(out)]) == 75
+    assert f"in use by another process (pid {os.getpid()})" in capsys.readouterr().err
+    assert _snapshot(out) == before
+    holder.close()
+    assert train.main(["atari", "--resume", "--out", str(out)]) == 2    # free: on to the resume
+    assert "unreadable" in capsys.readouterr().err

@@ -196,3 +196,128 @@ def test_tiny_study_survives_a_killed_trial_and_a_killed_driver(tmp_path):
 def test_shipped_specs_are_valid(spec):
     s = study.load(spec)
     assert s.trials and len({t.name for t in s.trials}) == len(s.trials)
+
+
+# --- the trial runner without Ray: the run's own record decides --------------------------------
+def _complete_folder(path: Path) -> None:
+    """A run folder whose results.json says complete (made by hand: no training)."""
+    from continual import runconfig
+    from continual.runfolder import write_json
+    write_json(path / "config.json", runconfig.to_dict(runconfig.resolve("atari", {})))
+    write_json(path / "results.json", {"status": "complete", "tasks": ["Boxing", "Gopher"],
+                                       "tasks_completed": 2, "global_step": 64})
+    (path / "checkpoints").mkdir()
+    (path / "checkpoints" / "last.pt").write_bytes(b"a checkpoint")
+
+
+def _files(path: Path) -> dict:
+    return {str(p.relative_to(path)): (p.stat().st_mtime_ns, p.read_bytes())
+            for p in sorted(path.rglob("*")) if p.is_file() and p.name != "trial.log"}
+
+
+def _trial(path: Path) -> dict:
+    return {"name": path.name, "path": str(path), "cpus": 1,
+            "argv": ["atari", "--out", str(path), "--no-progress"]}
+
+
+def test_a_trial_whose_run_is_complete_is_not_started_again(tmp_path):
+    path = tmp_path / "finetune-seed1"
+    _complete_folder(path)
+    before, reports = _files(path), []
+    study.run_trial(_trial(path), report=reports.append)
+    assert [r["status"] for r in reports] == ["complete"]
+    assert _files(path) == before
+    log = (path / "trial.log").read_text()
+    assert "$ train.py" not in log and "the run is complete; nothing to run" in log
+
+
+HOLDER = """import sys, time, json
+from continual.runfolder import RunFolder
+f = RunFolder(sys.argv[1]); f.lock()
+print("held", flush=True)
+time.sleep(float(sys.argv[2]))          # an earlier attempt's train.py finishing its run
+r = json.loads(f.results_path.read_text()); r["status"] = "complete"
+f.results_path.write_text(json.dumps(r))
+"""
+
+
+def test_a_held_folder_is_waited_for_and_the_run_it_finished_is_not_run_again(tmp_path):
+    """An earlier attempt's train.py (here a stand-in) still holds the folder and then finishes
+    the run: the new attempt waits for the lock, reads the record, and starts nothing."""
+    path = tmp_path / "finetune-seed1"
+    _complete_folder(path)
+    (path / "results.json").write_text(json.dumps({"status": "running"}))
+    holder = subprocess.Popen([sys.executable, "-c", HOLDER, str(path), "1.5"], cwd=ROOT,
+                              stdout=subprocess.PIPE, text=True)
+    assert holder.stdout.readline().strip() == "held"
+    reports = []
+    t0 = time.monotonic()
+    study.run_trial(_trial(path), report=reports.append)
+    assert time.monotonic() - t0 >= 1.0 and holder.wait(timeout=10) == 0
+    assert [r["status"] for r in reports] == ["complete"]
+    log = (path / "trial.log").read_text()
+    assert f"waiting for pid {holder.pid} to release the run folder" in log
+    assert "$ train.py" not in log
+
+
+def test_a_launch_refused_by_a_held_folder_is_transient(tmp_path, monkeypatch):
+    """train.py exits 75 when another process holds the folder (that process then finished
+    the run): the runner waits and reads the record instead of failing the trial."""
+    from continual.runfolder import IN_USE_EXIT
+    path = tmp_path / "finetune-seed1"
+    _complete_folder(path)
+    (path / "results.json").write_text(json.dumps({"status": "interrupted"}))
+    launches = []
+
+    def refused(path_, argv, cpus, report):
+        launches.append(argv)
+        (path / "results.json").write_text(json.dumps({"status": "complete"}))
+        return IN_USE_EXIT
+
+    monkeypatch.setattr(study, "_train", refused)
+    reports = []
+    study.run_trial(_trial(path), report=reports.append)
+    assert len(launches) == 1 and launches[0][-1] == "--resume"
+    assert reports[-1]["status"] == "complete"
+    # bad input (exit 2) still fails for good, once
+    (path / "results.json").write_text(json.dumps({"status": "interrupted"}))
+    monkeypatch.setattr(study, "_train", lambda *a: launches.append(a) or 2)
+    (path / "trial.log").write_text("error: --lam: bad\n")
+    reports.clear()
+    study.run_trial(_trial(path), report=reports.append)
+    assert len(launches) == 2 and reports[-1]["status"] == "failed"
+    assert reports[-1]["error"] == "error: --lam: bad"
+
+
+PARENT = """import subprocess, sys, time
+import study
+child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(120)"],
+                         preexec_fn=study._die_with_parent())
+print(child.pid, flush=True)
+time.sleep(120)
+"""
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="PR_SET_PDEATHSIG is Linux's")
+def test_a_trial_process_gets_sigterm_when_its_worker_dies(tmp_path):
+    """The guard a trial's train.py is started with: its parent (the Ray worker) is SIGKILLed,
+    and the kernel sends the child SIGTERM (train.py then saves and stops)."""
+    parent = subprocess.Popen([sys.executable, "-c", PARENT], cwd=ROOT, stdout=subprocess.PIPE,
+                              text=True, env=dict(os.environ, PYTHONPATH=str(ROOT)))
+    child = int(parent.stdout.readline())
+    try:
+        parent.kill()
+        parent.wait()
+
+        def gone():
+            try:
+                state = Path(f"/proc/{child}/stat").read_text().rsplit(")", 1)[1].split()[0]
+            except OSError:
+                return True
+            return state in ("Z", "X")
+        _wait(gone, 10, "the child to die with its parent")
+    finally:
+        try:
+            os.kill(child, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
