@@ -275,14 +275,17 @@ def _command_line(folder, argv: list[str]) -> list[str]:
 
 
 def _train(path: Path, argv: list[str], cpus: float, report) -> int:
-    """Run train.py on the trial's folder, reporting its progress every 2 s; its exit code."""
+    """Run train.py on the trial's folder, reporting its progress every 2 s; its exit code.
+    train.py gets a process group of its own: Ray SIGKILLs a dead worker's process group (its
+    per-worker process group cleanup), which would stop the run without saving; the worker's
+    death sends it SIGTERM instead (``_die_with_parent``), so it saves and stops."""
     env = dict(os.environ, OMP_NUM_THREADS=str(max(1, int(cpus))))
     with open(path / "trial.log", "a") as log:
         log.write(f"\n$ train.py {' '.join(argv)}\n")
         log.flush()
         proc = subprocess.Popen([sys.executable, str(ROOT / "train.py"), *argv], cwd=ROOT,
                                 stdout=log, stderr=subprocess.STDOUT, env=env,
-                                preexec_fn=_die_with_parent())
+                                process_group=0, preexec_fn=_die_with_parent())
         try:
             while proc.poll() is None:
                 time.sleep(2)
