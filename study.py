@@ -396,9 +396,12 @@ def execute(study: Study, address: str | None = None, max_failures: int = 3,
     errors: dict[str, str] = {}            # trial name -> why it failed for good
     if todo:
         # the workers import this file's modules (the project must lie at the same path on
-        # every node of a cluster, e.g. a shared filesystem)
+        # every node of a cluster, e.g. a shared filesystem). A worker on its way out (e.g.
+        # its node's raylet died) leaves its train.py to the death signal, SIGTERM, on which
+        # the run saves, instead of Ray's SIGKILL of a worker's children (Ray's own setting).
         env = {"env_vars": {"PYTHONPATH": os.pathsep.join(
-            [str(ROOT), *filter(None, [os.environ.get("PYTHONPATH")])])}}
+            [str(ROOT), *filter(None, [os.environ.get("PYTHONPATH")])]),
+            "RAY_kill_child_processes_on_worker_exit": "false"}}
         if address:
             import ray
             ray.init(address=address, runtime_env=env, log_to_driver=False)
