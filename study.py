@@ -22,7 +22,8 @@ Each trial is an ordinary run folder under ``out``, named for its method, hyperp
 seed, made by ``train.py <command>`` itself (a subprocess of the Ray worker), so ``report``,
 ``--resume`` and TensorBoard work on it as on any run. A crashed trial, or one whose worker or
 node died, is retried by Tune and continues from its own last checkpoint (the run's exact
-resume); re-running the study skips finished trials and resumes the others. At the end the
+resume); the run's own record decides, so a run that is complete is never started again;
+re-running the study skips finished trials and resumes the others. At the end the
 study reports its trials, grouped by method and hyperparameters, into ``out/report``.
 
 Everything is checked before any trial starts: a bad spec fails naming the key and the file.

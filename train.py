@@ -60,7 +60,8 @@ def _add_run_flags(p: argparse.ArgumentParser, command: str) -> None:
                    help="the run folder (default: runs/<command>-<method>-<time>)")
     p.add_argument("--resume", action="store_true",
                    help="continue the run in --out from its last checkpoint and config.json "
-                        "(flags given must agree with it, but machine ones)")
+                        "(flags given must agree with it, but machine ones); a complete run is "
+                        "left as it is")
 
 
 def build_parser() -> argparse.ArgumentParser:
