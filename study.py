@@ -219,9 +219,10 @@ PR_SET_PDEATHSIG = 1                # <linux/prctl.h>
 
 def _die_with_parent():
     """A preexec_fn for a trial's train.py: the kernel sends it SIGTERM when the Ray worker
-    thread that started it dies (Linux's PR_SET_PDEATHSIG), so a lost worker's run saves and
-    stops instead of training on beside the retry. None where the platform has no prctl (the
-    retry then waits for the run folder's lock)."""
+    that started it dies (Linux's PR_SET_PDEATHSIG; once for each of the worker's threads,
+    which train.py takes as one request), so a lost worker's run saves and stops instead of
+    training on beside the retry. None where the platform has no prctl (the retry then waits
+    for the run folder's lock)."""
     try:
         import ctypes
         prctl = ctypes.CDLL(None, use_errno=True).prctl    # resolved here, before the fork
@@ -277,16 +278,16 @@ def _command_line(folder, argv: list[str]) -> list[str]:
 
 def _train(path: Path, argv: list[str], cpus: float, report) -> int:
     """Run train.py on the trial's folder, reporting its progress every 2 s; its exit code.
-    train.py gets a process group of its own: Ray SIGKILLs a dead worker's process group (its
-    per-worker process group cleanup), which would stop the run without saving; the worker's
-    death sends it SIGTERM instead (``_die_with_parent``), so it saves and stops."""
+    train.py gets a session and process group of its own: Ray SIGKILLs a dead worker's process
+    group (its per-worker process group cleanup), which would stop the run without saving; the
+    worker's death sends it SIGTERM instead (``_die_with_parent``), so it saves and stops."""
     env = dict(os.environ, OMP_NUM_THREADS=str(max(1, int(cpus))))
     with open(path / "trial.log", "a") as log:
         log.write(f"\n$ train.py {' '.join(argv)}\n")
         log.flush()
         proc = subprocess.Popen([sys.executable, str(ROOT / "train.py"), *argv], cwd=ROOT,
                                 stdout=log, stderr=subprocess.STDOUT, env=env,
-                                process_group=0, preexec_fn=_die_with_parent())
+                                start_new_session=True, preexec_fn=_die_with_parent())
         try:
             while proc.poll() is None:
                 time.sleep(2)
@@ -357,7 +358,7 @@ def _table(study: Study, latest: dict) -> str:
 # Ray's single-machine mode. Its servers (GCS, raylet, every worker, the runtime-env agent)
 # listen on loopback alone when the node's IP is 127.0.0.1, but ray.init replaces a loopback
 # node IP by the machine's outward one (whose node then listens on all interfaces) unless this
-# variable is "0" when Ray is imported (so in Ray 2.60; its processes inherit it).
+# variable is "0" while Ray starts (Ray 2.60; the processes it starts inherit it).
 SINGLE_MACHINE = "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"
 
 

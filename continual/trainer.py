@@ -16,8 +16,9 @@ it), and with ``Schedule.capture_video`` films one evaluation game of every seen
 task end into ``videos/task<t>-<name>.mp4``. Interruption: Ctrl-C or SIGTERM
 finishes the current unit, saves a checkpoint and stops (a second Ctrl-C stops at once, without
 saving; a second SIGTERM changes nothing); ``resume=True`` continues from the last checkpoint
-and repeats the uninterrupted run exactly. Each session of a run (the first, every resume) is recorded in ``results.json`` under
-``sessions`` (code commit, packages, machine; see provenance.py).
+and repeats the uninterrupted run exactly. Each session of a run (the first, every resume) is
+recorded in ``results.json`` under ``sessions`` (code commit, packages, machine; see
+provenance.py).
 """
 from __future__ import annotations
 

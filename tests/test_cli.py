@@ -203,6 +203,9 @@ def test_corrupt_checkpoint_named(tmp_path, capsys):
     assert train.main(TINY_ATARI + ["--regularizer", "finetune", "--steps-per-task", "32",
                                     "--out", str(out)]) == 0
     (out / "checkpoints" / "last.pt").write_bytes(b"\x00garbage")
+    res = results(out)                  # a run stopped before its end (a complete one is left
+    res["status"] = "interrupted"       # as it is, checkpoint unread)
+    (out / "results.json").write_text(json.dumps(res))
     assert train.main(TINY_ATARI + ["--regularizer", "finetune", "--steps-per-task", "32",
                                     "--out", str(out), "--resume"]) == 2
     assert "unreadable" in capsys.readouterr().err
