@@ -22,7 +22,8 @@ Each trial is an ordinary run folder under ``out``, named for its method, hyperp
 seed, made by ``train.py <command>`` itself (a subprocess of the Ray worker), so ``report``,
 ``--resume`` and TensorBoard work on it as on any run. A crashed trial, or one whose worker or
 node died, is retried by Tune and continues from its own last checkpoint (the run's exact
-resume); re-running the study skips finished trials and resumes the others. At the end the
+resume); the run's own record decides, so a run that is complete is never started again;
+re-running the study skips finished trials and resumes the others. At the end the
 study reports its trials, grouped by method and hyperparameters, into ``out/report``.
 
 Everything is checked before any trial starts: a bad spec fails naming the key and the file.
@@ -208,60 +209,135 @@ def _progress(trial_dir: Path) -> dict:
             "score": None if not last else sum(last) / len(last)}
 
 
-def _die_with_parent() -> None:
-    """In the trial's process: SIGTERM when the Ray worker that started it dies (Linux), so a
-    lost worker's run saves and frees its folder for the retry."""
+# How long a trial's runner waits for its run folder to be released by a train.py of an
+# earlier attempt (one whose Ray worker or node was lost: it got SIGTERM and saves after its
+# current unit) before it gives up this attempt (Tune then retries the trial).
+LOCK_WAIT_S = 1800.0
+IN_USE_ATTEMPTS = 5                 # launches refused by a held folder before giving up
+PR_SET_PDEATHSIG = 1                # <linux/prctl.h>
+
+
+def _die_with_parent():
+    """A preexec_fn for a trial's train.py: the kernel sends it SIGTERM when the Ray worker
+    that started it dies (Linux's PR_SET_PDEATHSIG; once for each of the worker's threads,
+    which train.py takes as one request), so a lost worker's run saves and stops instead of
+    training on beside the retry. None where the platform has no prctl (the retry then waits
+    for the run folder's lock)."""
     try:
         import ctypes
-        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)   # PR_SET_PDEATHSIG
+        prctl = ctypes.CDLL(None, use_errno=True).prctl    # resolved here, before the fork
     except (OSError, AttributeError):
-        pass
+        return None
+    parent = os.getpid()
+
+    def preexec():
+        prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+        if os.getppid() != parent:          # the worker died before the guard was set
+            os.kill(os.getpid(), signal.SIGTERM)
+    return preexec
 
 
-def run_trial(config: dict) -> None:
-    """The Tune trainable: run (or resume) one trial's train.py and report its progress. A
-    trial that fails for good (bad input, non-finite loss: exit 2 or 3) reports its error and
-    ends; a crash or a kill raises, so that Tune retries it from its last checkpoint."""
-    from ray import tune
-    path = Path(config["path"])
-    from continual.runfolder import RunFolder
-    folder = RunFolder(path)
-    deadline = time.time() + 120
-    while folder.in_use() and time.time() < deadline:   # a killed attempt still saving
+def _note(path: Path, text: str) -> None:
+    """A line of the runner's own in trial.log (train.py's output goes there too)."""
+    with open(path / "trial.log", "a") as log:
+        log.write(f"study: {text}\n")
+
+
+def _wait_released(folder, name: str, timeout: float) -> None:
+    """Wait until no process holds the trial's run folder, e.g. the train.py of an attempt
+    whose worker was lost and that is saving; RuntimeError (Tune retries) after ``timeout``."""
+    if not folder.in_use():
+        return
+    _note(folder.path, f"waiting for pid {folder.holder()} to release the run folder")
+    deadline = time.monotonic() + timeout
+    while folder.in_use():
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"trial {name}: {folder.path} is still held by pid "
+                               f"{folder.holder()} after {timeout:.0f} s; stop that process "
+                               f"(kill -INT saves a checkpoint), then run the study again")
         time.sleep(1)
-    argv = list(config["argv"])
-    if (path / "checkpoints" / "last.pt").exists():
-        argv.append("--resume")
-    elif (path / "config.json").exists():       # killed before its first checkpoint:
-        for f in ("config.json", "results.json", "run.lock"):   # nothing to resume, start anew
-            (path / f).unlink(missing_ok=True)
-        for d in ("tb", "plots"):
-            shutil.rmtree(path / d, ignore_errors=True)
-    path.mkdir(parents=True, exist_ok=True)
-    env = dict(os.environ, OMP_NUM_THREADS=str(max(1, int(config["cpus"]))))
+
+
+def _command_line(folder, argv: list[str]) -> list[str]:
+    """train.py's arguments for the run's next attempt: resume from its last checkpoint, or,
+    where it stopped before its first one, start it anew (its first files are removed under
+    the folder's lock; run.lock itself stays, the one file every attempt locks)."""
+    if folder.last_checkpoint.exists():
+        return [*argv, "--resume"]
+    if folder.config_path.exists():
+        folder.lock()
+        try:
+            for f in ("config.json", "results.json"):
+                (folder.path / f).unlink(missing_ok=True)
+            for d in ("tb", "plots"):
+                shutil.rmtree(folder.path / d, ignore_errors=True)
+        finally:
+            folder.close()
+    return list(argv)
+
+
+def _train(path: Path, argv: list[str], cpus: float, report) -> int:
+    """Run train.py on the trial's folder, reporting its progress every 2 s; its exit code.
+    train.py gets a session and process group of its own: Ray SIGKILLs a dead worker's process
+    group (its per-worker process group cleanup), which would stop the run without saving; the
+    worker's death sends it SIGTERM instead (``_die_with_parent``), so it saves and stops."""
+    env = dict(os.environ, OMP_NUM_THREADS=str(max(1, int(cpus))))
     with open(path / "trial.log", "a") as log:
         log.write(f"\n$ train.py {' '.join(argv)}\n")
         log.flush()
         proc = subprocess.Popen([sys.executable, str(ROOT / "train.py"), *argv], cwd=ROOT,
                                 stdout=log, stderr=subprocess.STDOUT, env=env,
-                                preexec_fn=_die_with_parent)
+                                start_new_session=True, preexec_fn=_die_with_parent())
         try:
             while proc.poll() is None:
                 time.sleep(2)
-                tune.report(_progress(path))
+                report(_progress(path))
         except BaseException:
             proc.send_signal(signal.SIGTERM)      # stopped by Tune: the run saves and stops
             proc.wait(timeout=300)
             raise
-    p = _progress(path)
-    if proc.returncode in (2, 3):                 # fails the same way on every retry
-        tail = (path / "trial.log").read_text().strip().splitlines()[-1:]
-        tune.report({**p, "status": "failed", "error": tail[0] if tail else ""})
-        return
-    if proc.returncode != 0 or p["status"] != "complete":
-        raise RuntimeError(f"trial {path.name}: train.py exited with {proc.returncode} "
-                           f"(status {p['status']}); see {path / 'trial.log'}")
-    tune.report(p)
+    return proc.returncode
+
+
+def run_trial(config: dict, report=None) -> None:
+    """The Tune trainable (``report``: Tune's): bring one trial's run to its end. The run's own
+    record decides, before each launch and after it: a complete run is complete, whatever
+    happened to the workers that ran it, and is never started again. A folder held by another
+    process (an earlier attempt's train.py still saving) is waited for. A trial that fails for
+    good (bad input, non-finite loss: exit 2 or 3) reports its error and ends; a crash or a
+    kill raises, so that Tune retries it from its last checkpoint."""
+    if report is None:
+        from ray import tune
+        report = tune.report
+    from continual.runfolder import IN_USE_EXIT, RunFolder, RunInUseError
+    path, name = Path(config["path"]), config["name"]
+    path.mkdir(parents=True, exist_ok=True)
+    folder = RunFolder(path)
+    for _ in range(IN_USE_ATTEMPTS):
+        _wait_released(folder, name, LOCK_WAIT_S)
+        if folder.is_complete():
+            _note(path, "the run is complete; nothing to run")
+            report(_progress(path))
+            return
+        try:
+            argv = _command_line(folder, config["argv"])
+        except RunInUseError:                     # taken again meanwhile: wait once more
+            continue
+        code = _train(path, argv, config["cpus"], report)
+        p = _progress(path)
+        if folder.is_complete():
+            report(p)
+            return
+        if code == IN_USE_EXIT:                   # transient: another process holds the run
+            continue
+        if code in (2, 3):                        # fails the same way on every retry
+            tail = (path / "trial.log").read_text().strip().splitlines()[-1:]
+            report({**p, "status": "failed", "error": tail[0] if tail else ""})
+            return
+        raise RuntimeError(f"trial {name}: train.py exited with {code} (status {p['status']}); "
+                           f"see {path / 'trial.log'}")
+    raise RuntimeError(f"trial {name}: {path} was held by another process at each of "
+                       f"{IN_USE_ATTEMPTS} launches; see {path / 'trial.log'}")
 
 
 def _trainable(config: dict) -> None:
@@ -279,12 +355,42 @@ def _table(study: Study, latest: dict) -> str:
     return "\n".join(rows)
 
 
+# Ray's single-machine mode. Its servers (GCS, raylet, every worker, the runtime-env agent)
+# listen on loopback alone when the node's IP is 127.0.0.1, but ray.init replaces a loopback
+# node IP by the machine's outward one (whose node then listens on all interfaces) unless this
+# variable is "0" while Ray starts (Ray 2.60; the processes it starts inherit it).
+SINGLE_MACHINE = "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"
+
+
+def _init_local_ray(runtime_env: dict):
+    """An embedded one-node Ray whose every port listens on 127.0.0.1 only (no dashboard);
+    its clients need the cluster's token too (Ray's token authentication, its default)."""
+    before = os.environ.get(SINGLE_MACHINE)
+    os.environ[SINGLE_MACHINE] = "0"
+    import ray
+    from ray._private import ray_constants
+    cluster = ray_constants.ENABLE_RAY_CLUSTER
+    ray_constants.ENABLE_RAY_CLUSTER = False    # read at import: this process may have had Ray
+    try:
+        ray.init(include_dashboard=False, _node_ip_address="127.0.0.1",
+                 runtime_env=runtime_env, log_to_driver=False)
+    finally:        # only the start needs them: the node's address is fixed from here on
+        ray_constants.ENABLE_RAY_CLUSTER = cluster
+        if before is None:
+            os.environ.pop(SINGLE_MACHINE, None)
+        else:
+            os.environ[SINGLE_MACHINE] = before
+    ip = ray.util.get_node_ip_address()
+    if ip != "127.0.0.1":
+        print(f"warning: the local Ray's node has the address {ip}, not 127.0.0.1, so its ports "
+              f"listen on every interface (this Ray ignores {SINGLE_MACHINE}=0); only its "
+              f"token authentication guards them")
+    return ray
+
+
 def execute(study: Study, address: str | None = None, max_failures: int = 3,
             table_every: float = 30.0) -> dict:
     """Run the study's unfinished trials on Ray Tune; returns {trial name: final progress}."""
-    import ray
-    from ray import tune
-
     todo = [t for t in study.trials if _progress(t.path)["status"] != "complete"]
     print(f"study {study.spec_path}: {len(study.trials)} trials, {len(study.trials) - len(todo)} "
           f"already complete, {len(todo)} to run in {study.out}")
@@ -292,14 +398,18 @@ def execute(study: Study, address: str | None = None, max_failures: int = 3,
     errors: dict[str, str] = {}            # trial name -> why it failed for good
     if todo:
         # the workers import this file's modules (the project must lie at the same path on
-        # every node of a cluster, e.g. a shared filesystem)
+        # every node of a cluster, e.g. a shared filesystem). A worker on its way out (e.g.
+        # its node's raylet died) leaves its train.py to the death signal, SIGTERM, on which
+        # the run saves, instead of Ray's SIGKILL of a worker's children (Ray's own setting).
         env = {"env_vars": {"PYTHONPATH": os.pathsep.join(
-            [str(ROOT), *filter(None, [os.environ.get("PYTHONPATH")])])}}
+            [str(ROOT), *filter(None, [os.environ.get("PYTHONPATH")])]),
+            "RAY_kill_child_processes_on_worker_exit": "false"}}
         if address:
+            import ray
             ray.init(address=address, runtime_env=env, log_to_driver=False)
-        else:       # an embedded local cluster: loopback only, no dashboard
-            ray.init(include_dashboard=False, _node_ip_address="127.0.0.1", runtime_env=env,
-                     log_to_driver=False)
+        else:
+            ray = _init_local_ray(env)
+        from ray import tune
 
         class Table(tune.Callback):
             last = 0.0

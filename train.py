@@ -29,7 +29,8 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 from continual import evaluate, runconfig  # noqa: E402
 from envs import streams  # noqa: E402
 from continual.report import REFERENCE_WINDOW, TRAINING_WINDOW, report  # noqa: E402
-from continual.runfolder import RunError, RunFolder, check_out  # noqa: E402
+from continual.runfolder import (IN_USE_EXIT, RunError, RunFolder, RunInUseError,  # noqa: E402
+                                 check_out)
 from continual.trainer import ContinualTrainer, NaNLossError  # noqa: E402
 
 ATARI_DEMO = ["--games", "StarGunner,Boxing", "--steps-per-task", "20480",
@@ -60,7 +61,8 @@ def _add_run_flags(p: argparse.ArgumentParser, command: str) -> None:
                    help="the run folder (default: runs/<command>-<method>-<time>)")
     p.add_argument("--resume", action="store_true",
                    help="continue the run in --out from its last checkpoint and config.json "
-                        "(flags given must agree with it, but machine ones)")
+                        "(flags given must agree with it, but machine ones); a complete run is "
+                        "left as it is")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -109,6 +111,16 @@ def run(command: str, args: argparse.Namespace) -> dict:
         raise RunError("--resume needs --out: the run folder to continue")
     config = runconfig.resolve(command, given_flags(command, args), args.config,
                                resume_from=args.out if args.resume else None)
+    if args.resume:
+        done = RunFolder(args.out).read_results()
+        if done and done.get("status") == "complete":
+            # nothing left to train: the finished run's files stay as they are (no lock, no
+            # session, no TensorBoard writer), whoever asks for the resume (e.g. a study's retry)
+            print(f"the run in {args.out} is already complete; nothing to resume (results in "
+                  f"{RunFolder(args.out).results_path})")
+            return done
+        if RunFolder(args.out).in_use():       # refused now, not after building the learner
+            raise RunFolder(args.out).in_use_error()
     out = args.out or f"runs/{command}-{config.regularizer}-{time.strftime('%Y%m%d-%H%M%S')}"
     check_out(Path(out))
     learner, reg, schedule = runconfig.build(config)
@@ -142,6 +154,9 @@ def main(argv=None) -> int:
             print(f"\nreport.json and plots in {out}")
             return 0
         return 0 if run(args.command, args) else 1
+    except RunInUseError as e:            # transient: another process still runs the folder
+        print(f"error: {e}", file=sys.stderr)
+        return IN_USE_EXIT
     except NaNLossError as e:
         print(f"error: {e}", file=sys.stderr)
         return 3

@@ -34,6 +34,14 @@ class RunError(RuntimeError):
     """A problem with the run folder, with a message that names the fix."""
 
 
+class RunInUseError(RunError):
+    """The run folder is held by another live process: a transient refusal (``train.py`` exits
+    with ``IN_USE_EXIT``), which the same command gets past once that process has stopped."""
+
+
+IN_USE_EXIT = 75        # sysexits.h EX_TEMPFAIL: a temporary failure, try again later
+
+
 def refuse_format(what: str, version) -> None:
     """Raise RunError for a config or checkpoint of another format than ``CHECKPOINT_FORMAT``."""
     version = 1 if version is None else version
@@ -163,6 +171,30 @@ class RunFolder:
                            f"another --out") from None
         return check_format(f"the run in {self.path}", saved)
 
+    def read_results(self) -> dict | None:
+        """The run's results.json, or None where there is none or it is unreadable."""
+        try:
+            res = json.loads(self.results_path.read_text())
+        except (OSError, ValueError):
+            return None
+        return res if isinstance(res, dict) else None
+
+    def status(self) -> str | None:
+        """The run's status as its results.json says ("running", "interrupted", "complete",
+        "failed: ..."), or None where there is no readable results.json. Reads only."""
+        return (self.read_results() or {}).get("status")
+
+    def is_complete(self) -> bool:
+        """Whether the run trained to its end: ``--resume`` has nothing left to do."""
+        return self.status() == "complete"
+
+    def lock(self) -> None:
+        """Hold the folder's lock (``RunInUseError`` if another process holds it) until
+        ``close()``: e.g. a study's runner while it tidies a trial's folder."""
+        if not self.path.is_dir():
+            raise RunError(f"{self.path} is not a run folder (no such folder)")
+        self._lock()
+
     def _lock(self) -> None:
         if fcntl is None or self._lock_file is not None:
             return
@@ -170,12 +202,8 @@ class RunFolder:
         try:
             fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError:
-            f.seek(0)
-            holder = f.read().strip() or "unknown"
             f.close()
-            raise RunError(f"{self.path} is in use by another process (pid {holder}): a run can "
-                           f"be continued by one process at a time; wait for it to finish or "
-                           f"stop it (Ctrl-C / kill -INT saves a checkpoint), then --resume") from None
+            raise self.in_use_error() from None
         f.seek(0)
         f.truncate()
         f.write(f"{os.getpid()}\n")
@@ -195,6 +223,20 @@ class RunFolder:
                 return True
             fcntl.flock(f, fcntl.LOCK_UN)
             return False
+
+    def in_use_error(self) -> RunInUseError:
+        """The refusal of a folder that another process holds, naming it."""
+        return RunInUseError(f"{self.path} is in use by another process (pid "
+                             f"{self.holder() or 'unknown'}): a run can be continued by one "
+                             f"process at a time; wait for it to finish or stop it (Ctrl-C / "
+                             f"kill -INT saves a checkpoint), then --resume")
+
+    def holder(self) -> int | None:
+        """The pid the folder's lock file names: the process that holds it (or held it last)."""
+        try:
+            return int((self.path / "run.lock").read_text().split()[0])
+        except (OSError, ValueError, IndexError):
+            return None
 
     def close(self) -> None:
         """Release the run's lock (the process's exit releases it too)."""

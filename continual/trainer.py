@@ -15,9 +15,10 @@ ones and the task end, measured on the network as trained, before ``reg.end_task
 it), and with ``Schedule.capture_video`` films one evaluation game of every seen task at each
 task end into ``videos/task<t>-<name>.mp4``. Interruption: Ctrl-C or SIGTERM
 finishes the current unit, saves a checkpoint and stops (a second Ctrl-C stops at once, without
-saving); ``resume=True`` continues from the last checkpoint and repeats the uninterrupted run
-exactly. Each session of a run (the first, every resume) is recorded in ``results.json`` under
-``sessions`` (code commit, packages, machine; see provenance.py).
+saving; a second SIGTERM changes nothing); ``resume=True`` continues from the last checkpoint
+and repeats the uninterrupted run exactly. Each session of a run (the first, every resume) is
+recorded in ``results.json`` under ``sessions`` (code commit, packages, machine; see
+provenance.py).
 """
 from __future__ import annotations
 
@@ -191,7 +192,10 @@ class ContinualTrainer:
     # --- the loop --------------------------------------------------------------------------
     def _on_interrupt(self, signum, frame):
         if self._stop:
-            raise KeyboardInterrupt
+            if signum == signal.SIGINT:     # Ctrl-C again: stop at once
+                raise KeyboardInterrupt
+            return      # SIGTERM again: the same request (a parent's death signal, e.g., comes
+            #             once for each thread of the dying parent)
         self._stop = True
         print(f"\n{signal.Signals(signum).name}: finishing the current unit, then saving a "
               f"checkpoint (--resume continues exactly); Ctrl-C again to stop at once (--resume "

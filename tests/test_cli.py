@@ -196,6 +196,9 @@ def test_corrupt_checkpoint_named(tmp_path, capsys):
     assert train.main(TINY_ATARI + ["--regularizer", "finetune", "--steps-per-task", "32",
                                     "--out", str(out)]) == 0
     (out / "checkpoints" / "last.pt").write_bytes(b"\x00garbage")
+    res = results(out)                  # a run stopped before its end (a complete one is left
+    res["status"] = "interrupted"       # as it is, checkpoint unread)
+    (out / "results.json").write_text(json.dumps(res))
     assert train.main(TINY_ATARI + ["--regularizer", "finetune", "--steps-per-task", "32",
                                     "--out", str(out), "--resume"]) == 2
     assert "unreadable" in capsys.readouterr().err
@@ -268,3 +271,86 @@ def test_grad_split_and_reinit_fork_diagnostics(tmp_path):
                 assert set(r["scores"]) == {"Boxing", "Gopher"} and r["task"] == 1
         else:
             assert parts["penalty"]["norm"] > 0      # EWC's penalty after task 0's Fisher
+
+
+def _snapshot(folder):
+    """Every file and folder under ``folder``: its bytes and modification time."""
+    import hashlib
+    return {str(p.relative_to(folder)): (p.stat().st_mtime_ns,
+                                         hashlib.sha256(p.read_bytes()).hexdigest()
+                                         if p.is_file() else "dir")
+            for p in sorted(folder.rglob("*"))}
+
+
+FINISHED = {   # a tiny complete run of each command
+    "atari": TINY_ATARI + ["--regularizer", "agscl", "--steps-per-task", "32"],
+    "minatar": ["minatar", "--preset", "minatar_tiny", "--games", "Breakout,Freeway",
+                "--regularizer", "ewc", "--no-progress", "--checkpoint-every", "1",
+                "--threads", "1", "--device", DEVICE],
+    "vision": ["vision", "--benchmark", "split_digits", "--regularizer", "agscl", "--epochs",
+               "1", "--max-tasks", "2", "--no-progress", "--threads", "1", "--device", DEVICE],
+}
+
+
+@pytest.mark.parametrize("command", sorted(FINISHED))
+def test_resume_of_a_complete_run_folder_changes_nothing(tmp_path, capsys, command):
+    """The no-op reads config.json and results.json only: a folder that says "complete" (made
+    here by hand, no training) gets no lock file, no session, no TensorBoard file."""
+    from continual import runconfig
+    from continual.runfolder import write_json
+    if command == "minatar":
+        pytest.importorskip("minatar")
+    out = tmp_path / command
+    write_json(out / "config.json", runconfig.to_dict(runconfig.resolve(command, {})))
+    write_json(out / "results.json", {"status": "complete", "tasks": ["a", "b"], "sessions": [1]})
+    (out / "checkpoints").mkdir()
+    (out / "checkpoints" / "last.pt").write_bytes(b"not read")
+    before = _snapshot(out)
+    assert train.main([command, "--resume", "--out", str(out)]) == 0
+    assert f"{out} is already complete" in capsys.readouterr().out
+    assert _snapshot(out) == before
+    # a run that is not complete is still resumed (here: refused, its checkpoint is garbage)
+    write_json(out / "results.json", {"status": "interrupted"})
+    assert train.main([command, "--resume", "--out", str(out)]) == 2
+    assert "unreadable" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("command", sorted(FINISHED))
+def test_resume_of_a_finished_run_leaves_it_byte_identical(tmp_path, capsys, command):
+    if command == "minatar":
+        pytest.importorskip("minatar")
+    out = tmp_path / command
+    assert train.main(FINISHED[command] + ["--out", str(out)]) == 0
+    assert results(out)["status"] == "complete"
+    before = _snapshot(out)
+    assert {"config.json", "results.json", "checkpoints/last.pt", "plots"} <= set(before)
+    assert any(k.startswith("tb/events") for k in before)
+    capsys.readouterr()
+    assert train.main([command, "--resume", "--out", str(out)]) == 0
+    assert f"{out} is already complete" in capsys.readouterr().out
+    assert _snapshot(out) == before
+    assert results(out)["status"] == "complete" and len(results(out)["sessions"]) == 1
+
+
+def test_a_held_run_folder_is_a_transient_refusal(tmp_path, capsys):
+    """--resume of a folder another process holds exits 75 (EX_TEMPFAIL: try again later; a
+    study's runner waits for the folder), before anything is built, changing nothing."""
+    import os
+    from continual import runconfig
+    from continual.runfolder import IN_USE_EXIT, RunFolder, write_json
+    out = tmp_path / "run"
+    write_json(out / "config.json", runconfig.to_dict(runconfig.resolve("atari", {})))
+    write_json(out / "results.json", {"status": "interrupted"})
+    (out / "checkpoints").mkdir()
+    (out / "checkpoints" / "last.pt").write_bytes(b"not read")
+    holder = RunFolder(out)
+    holder.lock()                                       # e.g. a run still saving
+    before = _snapshot(out)
+    assert IN_USE_EXIT == 75
+    assert train.main(["atari", "--resume", "--out", str(out)]) == 75
+    assert f"in use by another process (pid {os.getpid()})" in capsys.readouterr().err
+    assert _snapshot(out) == before
+    holder.close()
+    assert train.main(["atari", "--resume", "--out", str(out)]) == 2    # free: on to the resume
+    assert "unreadable" in capsys.readouterr().err

@@ -1,5 +1,6 @@
 """The shared continual trainer with a small deterministic learner: matrix, results, resume."""
 import json
+import time
 
 import pytest
 import torch
@@ -235,6 +236,20 @@ class SignalToy(ToyLearner):
         return super()._indices(task, unit)
 
 
+class TwoSigterms(ToyLearner):
+    """Gets SIGTERM twice in unit 1 of task 0, as a run whose multi-threaded parent died does
+    (its death signal comes once per thread of the parent)."""
+
+    def _indices(self, task, unit):
+        if (task, unit) == (0, 1):
+            import os
+            import signal
+            os.kill(os.getpid(), signal.SIGTERM)
+            time.sleep(0.05)                         # the first one handled
+            os.kill(os.getpid(), signal.SIGTERM)
+        return super()._indices(task, unit)
+
+
 @pytest.mark.parametrize("signame", ["SIGINT", "SIGTERM"])
 def test_ctrl_c_and_sigterm_save_after_the_current_unit(tmp_path, capsys, signame):
     import signal
@@ -249,6 +264,23 @@ def test_ctrl_c_and_sigterm_save_after_the_current_unit(tmp_path, capsys, signam
     assert resumed["status"] == "complete"
     assert resumed["accuracy_matrix"] == full["accuracy_matrix"]
     assert [c["score"] for c in resumed["eval_curve"]] == [c["score"] for c in full["eval_curve"]]
+
+
+def test_a_repeated_sigterm_still_saves_and_a_second_ctrl_c_stops_at_once(tmp_path):
+    _, cut = run(tmp_path / "term", learner=TwoSigterms(), eval_every=1, checkpoint_every=4)
+    assert cut["status"] == "interrupted" and cut["global_step"] == 2 * 16
+    import signal
+
+    class TwoCtrlC(TwoSigterms):
+        def _indices(self, task, unit):
+            if (task, unit) == (0, 1):
+                import os
+                os.kill(os.getpid(), signal.SIGTERM)
+                time.sleep(0.05)
+                os.kill(os.getpid(), signal.SIGINT)
+            return ToyLearner._indices(self, task, unit)
+    with pytest.raises(KeyboardInterrupt):
+        run(tmp_path / "int", learner=TwoCtrlC(), eval_every=1, checkpoint_every=4)
 
 
 def test_each_session_of_a_run_is_recorded(tmp_path, monkeypatch, capsys):
