@@ -142,10 +142,11 @@ def load(spec_path: str | Path) -> Study:
             raise SpecError(f"{where}: [grid] {k} must be a non-empty list of values")
         axes[check_flag(k, "grid")] = v
     methods = axes.get("regularizer", [base.get("regularizer", "agscl")])
-    for m in methods:
-        if m not in runconfig.METHODS[command]:
-            raise SpecError(f"{where}: regularizer {m!r} is not a method of {command}; choose "
-                            f"from {', '.join(runconfig.METHODS[command])}")
+    for m in methods:           # a method, or a stack such as "ewc+redo"
+        try:
+            runconfig.check_method(command, m)
+        except ValueError as e:
+            raise SpecError(f"{where}: regularizer {m!r}: {e}") from None
     for m, table in per_method.items():
         if m not in methods:
             raise SpecError(f"{where}: [grid.{m}]: {m!r} is not among the study's methods "

@@ -96,7 +96,7 @@ class GameRun:
             raise ValueError(f"PPO arch {self.ppo.arch!r} (preset {self.ppo.preset!r}) does not "
                              f"fit train.py {self.command}: it runs the {', '.join(s.PRESETS)} "
                              f"presets (arch {', '.join(s.NETWORKS)})")
-        _check_method(self.command, self.regularizer)
+        check_method(self.command, self.regularizer)
         self.regularizer_hparams = {**strengths(self.command, self.regularizer, self.reg_preset),
                                     **self.regularizer_hparams}
         units = max(1, self.ppo.steps_per_task // self.ppo.batch_size)
@@ -161,7 +161,7 @@ class VisionRun:
     command = "vision"
 
     def __post_init__(self):
-        _check_method(self.command, self.regularizer)
+        check_method(self.command, self.regularizer)
         self.classifier = dataclasses.replace(
             self.classifier, **{"hat": False, **regularizers.network_options(self.regularizer)})
         self.regularizer_hparams = {**strengths(self.classifier.benchmark, self.regularizer),
@@ -208,7 +208,7 @@ RUNS = _PerCommand(lambda c: VisionRun if c == "vision" else game_run(c))
 METHODS = _PerCommand(lambda c: regularizers.NAMES if c == "vision" else GAME_METHODS)
 
 
-def _check_method(command: str, name: str) -> None:
+def check_method(command: str, name: str) -> None:
     """A method, or a stack of one stability and any plasticity methods ('ewc+redo'), that
     the command can run."""
     try:

@@ -508,3 +508,24 @@ def test_a_trial_that_finishes_after_its_ray_worker_is_lost_stays_complete(tmp_p
     assert trial_log.count("$ train.py") == 1                       # never launched again
     assert "the run is complete; nothing to run" in trial_log       # the retry read the record
     assert "2 of 2 trials complete, 0 failed" in log.read_text()
+
+
+def test_a_study_grids_over_stacks_and_their_prefixed_hyperparameters(tmp_path):
+    spec = write(tmp_path, """command = "minatar"
+out = "runs/x"
+[args]
+preset = "minatar_tiny"
+[grid]
+seed = [1]
+regularizer = ["ewc", "ewc+redo"]
+[grid."ewc+redo"]
+redo_tau = [0.025, 0.1]
+""")
+    trials = study.load(spec).trials
+    assert [t.name for t in trials] == ["ewc-seed1", "ewc+redo-redo-tau=0.025-seed1",
+                                        "ewc+redo-redo-tau=0.1-seed1"]
+    assert trials[1].flags["redo-tau"] == 0.025 and trials[1].flags["regularizer"] == "ewc+redo"
+    bad = write(tmp_path, "command = \"minatar\"\nout = \"runs/x\"\n[grid]\n"
+                          "regularizer = [\"ewc+si\"]\n", "bad.toml")
+    with pytest.raises(study.SpecError, match="stability methods"):
+        study.load(bad)
