@@ -68,7 +68,7 @@ BAD = [
     ('command = "chess"\n', "command = 'chess'"),
     ("[args]\nwarp-speed = 3\n", r"\[args\] warp-speed is not a flag of train.py atari"),
     ("[args]\nout = 'x'\n", r"\[args\] out is set by the study"),
-    ('[grid]\nregularizer = ["finetune", "hat"]\n', "'hat' is not a method of atari"),
+    ('[grid]\nregularizer = ["finetune", "hat"]\n', "'hat' needs a network of its own"),
     ("[grid]\nseed = []\n", r"\[grid\] seed must be a non-empty list"),
     ("[grid]\nseed = 3\n", r"\[grid\] seed must be a non-empty list"),
     ('[grid]\nregularizer = ["agscl"]\n[grid.agscl]\nmuu = [1.0]\n', "agscl has no such hyper"),
