@@ -36,7 +36,7 @@ import torch
 from torch import nn
 
 from regularizers.base import Step
-from regularizers.groups import find_node_layers
+from regularizers.groups import find_node_layers, relu_outputs
 
 # Dormant units (Sokar et al., ICML 2023): the thresholds tau of their Figures (0: units that
 # never fire on the batch; 0.025: their RL experiments' tau), and the batch size measured on.
@@ -159,20 +159,7 @@ def plasticity_metrics(model: nn.Module, x: torch.Tensor, task: int,
         grad_norm        ||grad theta_l|| of the last optimizer step (None before one)
     -> {"layers": {name: {...}}}"""
     layers = find_node_layers(model)
-    acts: dict[str, torch.Tensor] = {}
-
-    def hook(name):
-        def fn(_module, _inp, out):
-            acts[name] = torch.relu(out.detach().float())
-        return fn
-
-    handles = [L.activation_module.register_forward_hook(hook(L.name)) for L in layers]
-    try:
-        with torch.no_grad():
-            model(x, task)
-    finally:
-        for h in handles:
-            h.remove()
+    acts = relu_outputs(model, layers, x, task)
     out = {}
     with torch.no_grad():
         for L in layers:
@@ -218,20 +205,7 @@ def dormant_units(model: nn.Module, x: torch.Tensor, task: int,
     if unimportant is not None and [m.numel() for m in unimportant] != \
             [L.num_nodes for L in layers]:
         raise ValueError("dormant_units: the G0 masks do not match the trunk's layers")
-    acts: dict[str, torch.Tensor] = {}
-
-    def hook(name):
-        def fn(_module, _inp, out):
-            acts[name] = torch.relu(out.detach().float())   # before an in-place ReLU
-        return fn
-
-    handles = [L.activation_module.register_forward_hook(hook(L.name)) for L in layers]
-    try:
-        with torch.no_grad():
-            model(x, task)
-    finally:
-        for h in handles:
-            h.remove()
+    acts = relu_outputs(model, layers, x, task)
     names = [f"tau{t:g}" for t in taus]
     out, total = {}, {}
     for i, L in enumerate(layers):

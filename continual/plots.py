@@ -110,16 +110,30 @@ def plot_normalised_accumulated_reward(rep: dict, out: Path) -> None:
     _save(fig, ax, out / "normalised_accumulated_reward.png")
 
 
-def plot_scores_per_game(rep: dict, out: Path) -> None:
-    """One panel per game: every run's raw evaluation score over training (greedy solid,
-    sampled dashed), task boundaries dotted -- where forgetting shows."""
+def _per_game(rep: dict, draw, ylabel: str, path: Path) -> None:
+    """One panel per game of the stream, ``draw(ax, j)`` filling game j's, task boundaries
+    dotted, the y label on the first panel and its legend."""
     tasks = rep["tasks"]
-    fig, axes = plt.subplots(1, len(tasks), figsize=(3.6 * len(tasks), 3.4), squeeze=False,
+    fig, axes = plt.subplots(1, len(tasks), figsize=(3.7 * len(tasks), 3.5), squeeze=False,
                              sharex=True)
     ends = sorted({c["step"] for rr in rep["runs"] for c in rr["eval_curve"]
                    if c.get("task_end")})
-    colours = _colours()
     for j, (ax, name) in enumerate(zip(axes[0], tasks)):
+        draw(ax, j)
+        for e in ends:
+            ax.axvline(e, color="grey", lw=0.6, ls=":")
+        ax.set_title(name, fontsize=10)
+        ax.set_xlabel("environment steps")
+    axes[0][0].set_ylabel(ylabel)
+    _save(fig, axes[0][0], path, dpi=120)
+
+
+def plot_scores_per_game(rep: dict, out: Path) -> None:
+    """One panel per game: every run's raw evaluation score over training (greedy solid,
+    sampled dashed), task boundaries dotted -- where forgetting shows."""
+    colours = _colours()
+
+    def draw(ax, j):
         for k, rr in enumerate(rep["runs"]):
             col = colours[k % len(colours)]
             for key, ls in (("score", "-"), ("score_sampled", "--")):
@@ -129,17 +143,8 @@ def plot_scores_per_game(rep: dict, out: Path) -> None:
                     xs, ys = zip(*pts)
                     ax.plot(xs, ys, ls, color=col, marker=".", ms=3, lw=max(0.7, 2.0 - 0.5 * k),
                             label=f"{rr['label']}" if key == "score" else None)
-        for e in ends:
-            ax.axvline(e, color="grey", lw=0.6, ls=":")
-        ax.set_title(name, fontsize=10)
-        ax.set_xlabel("environment steps")
-        if j == 0:
-            ax.set_ylabel("raw score (greedy -, sampled --)")
-    if axes[0][0].get_legend_handles_labels()[0]:
-        axes[0][0].legend(fontsize=7)
-    fig.tight_layout()
-    fig.savefig(out / "scores_per_game.png", dpi=120)
-    plt.close(fig)
+
+    _per_game(rep, draw, "raw score (greedy -, sampled --)", out / "scores_per_game.png")
 
 
 def _band(ax, xs, ests, colour, ls="-", label=None, alpha=0.18) -> None:
@@ -163,13 +168,9 @@ def plot_group_scores_per_game(rep: dict, out: Path) -> None:
     """One panel per game: each group's mean raw evaluation score over training with its 95%
     bootstrap CI band over the group's runs (greedy solid, sampled dashed), task boundaries
     dotted; the readable view of a study (``scores_per_game.png`` keeps one line per run)."""
-    tasks, by = rep["tasks"], _by_method(rep)
-    fig, axes = plt.subplots(1, len(tasks), figsize=(3.8 * len(tasks), 3.6), squeeze=False,
-                             sharex=True)
-    ends = sorted({c["step"] for rr in rep["runs"] for c in rr["eval_curve"]
-                   if c.get("task_end")})
-    colours = _colours()
-    for j, (ax, name) in enumerate(zip(axes[0], tasks)):
+    by, colours = _by_method(rep), _colours()
+
+    def draw(ax, j):
         for k, (g, prs) in enumerate(by.items()):
             for key, ls in (("score", "-"), ("score_sampled", "--")):
                 runs = [[(c["step"], c[key][j]) for c in rr["eval_curve"]
@@ -179,17 +180,9 @@ def plot_group_scores_per_game(rep: dict, out: Path) -> None:
                     _band(ax, steps, ests, colours[k % len(colours)], ls,
                           f"{g} ({len(prs)})" if key == "score" else None,
                           alpha=0.18 if key == "score" else 0.08)
-        for e in ends:
-            ax.axvline(e, color="grey", lw=0.6, ls=":")
-        ax.set_title(name, fontsize=10)
-        ax.set_xlabel("environment steps")
-        if j == 0:
-            ax.set_ylabel("raw score, mean and 95% CI\n(greedy -, sampled --)")
-    if axes[0][0].get_legend_handles_labels()[0]:
-        axes[0][0].legend(fontsize=7)
-    fig.tight_layout()
-    fig.savefig(out / "scores_per_game_groups.png", dpi=120)
-    plt.close(fig)
+
+    _per_game(rep, draw, "raw score, mean and 95% CI\n(greedy -, sampled --)",
+              out / "scores_per_game_groups.png")
 
 
 PLASTICITY_MEASURES = ("active", "stable_rank", "effective_rank", "weight_norm",

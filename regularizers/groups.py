@@ -138,3 +138,23 @@ def head_input_layers(model: nn.Module, task: int, last: NodeLayer) -> list[nn.L
     return [m for m in model.heads[task].modules()
             if isinstance(m, nn.Linear) and m.in_features % n == 0
             and (m.in_features == n or isinstance(last.module, nn.Conv2d))]
+
+
+def relu_outputs(model: nn.Module, layers: list[NodeLayer], x, task: int) -> dict[str, torch.Tensor]:
+    """Every node layer's ReLU output (float32, detached; taken before an in-place ReLU can
+    change it) in one no-gradient forward pass of ``model(x, task)``, by layer name."""
+    acts: dict[str, torch.Tensor] = {}
+
+    def hook(name):
+        def fn(_module, _inp, out):
+            acts[name] = torch.relu(out.detach().float())
+        return fn
+
+    handles = [L.activation_module.register_forward_hook(hook(L.name)) for L in layers]
+    try:
+        with torch.no_grad():
+            model(x, task)
+    finally:
+        for h in handles:
+            h.remove()
+    return acts

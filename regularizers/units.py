@@ -9,29 +9,15 @@ import torch
 from torch import nn
 
 from .agscl import default_init
-from .groups import NodeLayer, head_input_layers
+from .groups import NodeLayer, head_input_layers, relu_outputs
 
 
 def layer_scores(model: nn.Module, layers: list[NodeLayer], x, task: int
                  ) -> list[torch.Tensor]:
     """Every unit's mean |ReLU output| on the batch ``x`` (conv: also over positions), one
     no-gradient forward pass of ``model(x, task)``."""
-    acts: list[torch.Tensor | None] = [None] * len(layers)
-
-    def hook(i):
-        def fn(_module, _inp, out):
-            a = torch.relu(out.detach().float())
-            acts[i] = a.mean(dim=[0, *range(2, a.dim())])
-        return fn
-
-    handles = [L.activation_module.register_forward_hook(hook(i)) for i, L in enumerate(layers)]
-    try:
-        with torch.no_grad():
-            model(x, task)
-    finally:
-        for h in handles:
-            h.remove()
-    return acts
+    acts = relu_outputs(model, layers, x, task)
+    return [a.mean(dim=[0, *range(2, a.dim())]) for a in (acts[L.name] for L in layers)]
 
 
 def outgoing_weights(model: nn.Module, layers: list[NodeLayer], L: NodeLayer
