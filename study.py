@@ -14,6 +14,10 @@ The spec (TOML):
     seed = [1, 2, 3]
     [grid.agscl]                      # per-method lists of hyperparameters (that method only)
     lam = [10.0, 100.0]
+    [[variants]]                      # optional: each table is one more set of flags, crossed
+    prox = "epoch"                    # with the grid (an ablation: one switch at a time); a
+    [[variants]]                      # variant's flags name its trials
+    hard-freeze = false
     [resources]                       # per trial
     cpus = 1
     gpus = 0                          # fractions share a GPU, e.g. 0.25
@@ -46,7 +50,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent
-KEYS = {"command", "out", "args", "grid", "resources"}
+KEYS = {"command", "out", "args", "grid", "variants", "resources"}
 # flags a trial's command line is made of by the study itself
 OWN_FLAGS = {"out", "resume", "config", "no-progress"}
 
@@ -158,6 +162,12 @@ def load(spec_path: str | Path) -> Study:
                                 f"it has {', '.join(accepted) or 'none'}")
             if not isinstance(v, list) or not v:
                 raise SpecError(f"{where}: [grid.{m}] {k} must be a non-empty list of values")
+    variants = spec.get("variants", [{}])
+    if not isinstance(variants, list) or not variants or \
+            not all(isinstance(v, dict) for v in variants):
+        raise SpecError(f"{where}: variants must be a list of tables ([[variants]]) of "
+                        f"flag = value")
+    variants = [{check_flag(k, "variants"): v for k, v in var.items()} for var in variants]
     res = spec.get("resources", {})
     bad = sorted(set(res) - {"cpus", "gpus"}) if isinstance(res, dict) else ["(not a table)"]
     if bad:
@@ -175,11 +185,11 @@ def load(spec_path: str | Path) -> Study:
         method = point.get("regularizer", methods[0])
         hp_axes = {runconfig.flag_of(command, ("regularizer_hparams", k)).removeprefix("--"): v
                    for k, v in per_method.get(method, {}).items()}
-        for hp_combo in itertools.product(*hp_axes.values()):
+        for hp_combo, var in itertools.product(itertools.product(*hp_axes.values()), variants):
             hp = dict(zip(hp_axes, hp_combo))
-            flags = {**base, **point, "regularizer": method, **hp}
+            flags = {**base, **point, "regularizer": method, **hp, **var}
             label = [method] + [f"{k}={_slug(point[k])}" for k in other] + \
-                [f"{k.removeprefix('reg-')}={_slug(v)}" for k, v in hp.items()]
+                [f"{k.removeprefix('reg-')}={_slug(v)}" for k, v in {**hp, **var}.items()]
             if "seed" in point:
                 label.append(f"seed{_slug(point['seed'])}")
             name = "-".join(label)

@@ -529,3 +529,30 @@ redo_tau = [0.025, 0.1]
                           "regularizer = [\"ewc+si\"]\n", "bad.toml")
     with pytest.raises(study.SpecError, match="stability methods"):
         study.load(bad)
+
+
+def test_variants_cross_the_grid_one_set_of_flags_each(tmp_path):
+    spec = write(tmp_path, """command = "minatar"
+out = "runs/x"
+[args]
+preset = "minatar_tiny"
+regularizer = "agscl"
+mu = 1.0
+[grid]
+seed = [1, 2]
+[[variants]]
+[[variants]]
+prox = "epoch"
+[[variants]]
+hard-freeze = false
+reinit-from = "unimportant"
+""")
+    trials = study.load(spec).trials
+    assert [t.name for t in trials] == [
+        "agscl-seed1", "agscl-prox=epoch-seed1", "agscl-hard-freeze=false-reinit-from=unimportant-seed1",
+        "agscl-seed2", "agscl-prox=epoch-seed2", "agscl-hard-freeze=false-reinit-from=unimportant-seed2"]
+    assert trials[1].flags["prox"] == "epoch" and trials[1].flags["mu"] == 1.0
+    assert "prox" not in trials[2].flags and trials[2].flags["hard-freeze"] is False
+    bad = write(tmp_path, "command = \"minatar\"\nout = \"x\"\n[[variants]]\nnope = 1\n", "b.toml")
+    with pytest.raises(study.SpecError, match=r"\[variants\] nope"):
+        study.load(bad)
