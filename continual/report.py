@@ -38,7 +38,8 @@ def load_runs(paths, one_stream: bool = True) -> list[dict]:
             raise RunError(f"{p}: no results.json (is it a run folder of train.py?)")
         res = json.loads(f.read_text())
         cfg_path = f.parent / "config.json"
-        res["_config"] = json.loads(cfg_path.read_text()) if cfg_path.exists() else {}
+        res["_config"] = _resolved(json.loads(cfg_path.read_text())) if cfg_path.exists() \
+            else {}
         res["_path"] = str(f.parent)
         res["_label"] = f.parent.name
         res["_method"] = res.get("regularizer") or res["_config"].get("regularizer", "?")
@@ -54,6 +55,18 @@ def load_runs(paths, one_stream: bool = True) -> list[dict]:
         raise RunError("report compares runs of one task stream; got streams "
                        + " | ".join(",".join(s) for s in streams) + hint)
     return runs
+
+
+def _resolved(cfg: dict) -> dict:
+    """A run's config.json as today's code reads it: every field a later version added filled
+    in with its default and renamed keys read under their new names, so that the runs of one
+    setting group together whichever version wrote them. The file as it is where today's code
+    cannot read it (another format, a hand-made folder)."""
+    from . import runconfig
+    try:
+        return runconfig.to_dict(runconfig.from_dict(cfg["command"], cfg))
+    except (KeyError, TypeError, ValueError, RunError):
+        return cfg
 
 
 def load_single_task(paths, runs: list[dict]) -> list[dict]:

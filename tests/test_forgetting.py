@@ -459,3 +459,16 @@ def test_rl_report_group_bands_and_plasticity_plots(tmp_path):
     assert steps == [10, 20] and ests[0]["mean"] == 2.0 and ests[0]["n"] == 2
     assert ests[1] == metrics.mean_ci([2.0])
     assert len(rep["runs"][0]["plasticity_measures"]) == 2
+
+
+def test_runs_written_before_a_field_existed_group_with_todays(tmp_path):
+    """config.json as an earlier version wrote it (PPO's 'learning_rate', no reg_preset, no
+    fc_width) groups with today's, whose defaults it had."""
+    old = {"ppo": {"learning_rate": 3e-4}, "games": ["Breakout", "Asterix"]}
+    new = {"ppo": {"lr": 3e-4}, "games": ["Breakout", "Asterix"], "reg_preset": "paper",
+           "fc_width": 128}
+    runs = [_run(tmp_path / "ft", "finetune", TASKS, FT_CURVE, command="minatar", config=new),
+            _run(tmp_path / "e1", "ewc", TASKS, AGS_CURVE, command="minatar", config=old),
+            _run(tmp_path / "e2", "ewc", TASKS, AGS_CURVE, command="minatar", config=new)]
+    rep = report(runs, out=str(tmp_path / "rep"), plots=False)
+    assert [(g["label"], len(g["runs"])) for g in rep["groups"]] == [("ewc", 2), ("finetune", 1)]
