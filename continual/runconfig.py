@@ -395,8 +395,11 @@ def _flags(command: str) -> list[Flag]:
         elif f.name == "machine":
             out += _dataclass_flags(f.default_factory, ("machine",), machine=True)
         elif f.metadata.get("help") and f.metadata.get("cli", True):
-            help_ = _help(f) + (f": {', '.join(METHODS[command])}" if f.name == "regularizer"
-                                else "")
+            help_ = _help(f) + (
+                f": {', '.join(m for m in METHODS[command] if m not in regularizers.PLASTICITY)}"
+                f"; plasticity methods {', '.join(regularizers.PLASTICITY)} stack on one of "
+                f"them with + (ewc+redo; alone: on fine-tuning)" if f.name == "regularizer"
+                else "")
             out.append(Flag(f.name.replace("_", "-"), (f.name,), _kind(f), help_))
     taken = {fl.name for fl in out} | {a for fl in out for a in fl.aliases}
     return out + _reg_flags(command, taken)
