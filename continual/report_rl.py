@@ -612,7 +612,8 @@ def _normalised_scores_table(rep: dict, suffix: str, what: str) -> list[str]:
     w = max([20] + [len(g["label"]) + 2 for g in rep["groups"]])
     for kind, formula in (("human", "(score - random) / (human - random)"),
                           ("random", "(score - random) / (fine-tuning's best - random)")):
-        games = next((g[f"{kind}_normalised{suffix}"]["games"] for g in rep["groups"]), [])
+        games = next((g[f"{kind}_normalised{suffix}"]["games"] for g in rep["groups"]
+                      if f"{kind}_normalised{suffix}" in g), [])
         lines.append(f"{kind}-normalised {formula}" + ("" if games else ": no game has one"))
         if not games:
             continue
@@ -620,7 +621,10 @@ def _normalised_scores_table(rep: dict, suffix: str, what: str) -> list[str]:
             "".join(f"{t[:11]:>12}" for t in games)
         lines += [head, "-" * len(head)]
         for g in rep["groups"]:
-            a = g[f"{kind}_normalised{suffix}"]
+            a = g.get(f"{kind}_normalised{suffix}")
+            if a is None:           # a group with no evaluation of this kind yet
+                lines.append(f"{g['label']:<{w}}{0:>6}")
+                continue
             lines.append(f"{g['label']:<{w}}{len(a['scores']):>6}"
                          f"{metrics.interval_text(a['iqm']['iqm'], a['iqm']['ci95']):>{CELL}}"
                          f"{metrics.interval_text(a['mean']['mean'], a['mean']['ci95']):>{CELL}}"
@@ -651,6 +655,9 @@ def _forgetting_transfer_table(rep: dict, suffix: str, what: str) -> list[str]:
                                      "forgetting, human-norm. [CI]", "FT [95% CI]"))
     lines += [head, "-" * len(head)]
     for g in rep["groups"]:
+        if f"forgetting{suffix}" not in g:       # a group with no evaluation of this kind yet
+            lines.append(f"{g['label']:<{w}}{0:>6}")
+            continue
         f, ft = g[f"forgetting{suffix}"], g[f"forward_transfer{suffix}"]
         lines.append(f"{g['label']:<{w}}{len(g['runs']):>6}" + "".join(
             f"{metrics.interval_text(e['mean'], e['ci95']):>{CELL + 2}}"

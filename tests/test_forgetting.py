@@ -472,3 +472,16 @@ def test_runs_written_before_a_field_existed_group_with_todays(tmp_path):
             _run(tmp_path / "e2", "ewc", TASKS, AGS_CURVE, command="minatar", config=new)]
     rep = report(runs, out=str(tmp_path / "rep"), plots=False)
     assert sorted((g["label"], len(g["runs"])) for g in rep["groups"]) == [("ewc", 2), ("finetune", 1)]
+
+
+def test_rl_report_of_a_study_whose_group_has_no_sampled_evaluation_yet(tmp_path):
+    proto = {"sticky": 0.1, "ppo": {"eval_max_steps": 10_000}}
+    runs = [_run(tmp_path / n, m, ["Breakout", "Freeway"], FT_CURVE, command="minatar",
+                 config=proto) for n, m in (("ft", "finetune"), ("ewc", "ewc"))]
+    res = json.loads((runs[0] / "results.json").read_text())
+    res["reward_matrix_sampled"] = res["reward_matrix"]
+    (runs[0] / "results.json").write_text(json.dumps(res))
+    rep = report(runs, out=str(tmp_path / "rep"), plots=True)
+    assert "random_normalised_sampled" not in rep["groups"][0 if rep["groups"][0]["method"] ==
+                                                           "ewc" else 1]
+    assert "random-normalised" in rep["table"]
