@@ -54,7 +54,6 @@ over is empty (no G0 / no important node at the task's start).
 """
 from __future__ import annotations
 
-import math
 import operator
 from typing import Iterable
 
@@ -63,6 +62,7 @@ from torch import nn
 
 from .base import Batch, LossFn, Regularizer, check_range, tensor_bytes
 from .groups import NodeLayer, find_node_layers, head_input_layers
+from .units import DEFAULT_INITS, default_init, reinit_rows  # noqa: F401 (default_init: API)
 
 # The Omega scale of the authors' RL code (see the module docstring): 20 * sum_{k<100} 20^-k.
 LAB_RL_OMEGA_SCALE = 400.0 / 19.0
@@ -78,27 +78,6 @@ REINIT_MODES = {
 def _rows(v: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
     """Broadcast a per-node vector over the rows (dim 0) of a parameter tensor."""
     return v.view(-1, *([1] * (like.dim() - 1)))
-
-
-# The layer types whose reset_parameters() ``default_init`` reproduces.
-_DEFAULT_INITS = (nn.Linear.reset_parameters, nn.modules.conv._ConvNd.reset_parameters)
-
-
-def default_init(module: nn.Module, generator: torch.Generator
-                 ) -> tuple[torch.Tensor, torch.Tensor | None]:
-    """PyTorch's default init of an ``nn.Linear`` / ``nn.Conv2d``, as new CPU tensors drawn
-    from ``generator`` in ``reset_parameters()``'s order: weight ~ kaiming_uniform(a=sqrt(5)),
-    i.e. U(-1/sqrt(fan_in), 1/sqrt(fan_in)), then bias ~ U(-1/sqrt(fan_in), 1/sqrt(fan_in))."""
-    w = module.weight
-    weight = torch.empty(w.shape, dtype=w.dtype)
-    nn.init.kaiming_uniform_(weight, a=math.sqrt(5), generator=generator)
-    bias = None
-    if module.bias is not None:
-        fan_in = weight[0].numel()
-        bound = 1 / math.sqrt(fan_in) if fan_in > 0 else 0
-        bias = torch.empty(module.bias.shape, dtype=module.bias.dtype)
-        nn.init.uniform_(bias, -bound, bound, generator=generator)
-    return weight, bias
 
 
 class AGSCL(Regularizer):
@@ -142,7 +121,7 @@ class AGSCL(Regularizer):
         self.layers: list[NodeLayer] = find_node_layers(model)
         if self.rand_init:
             for L in self.layers:
-                if type(L.module).reset_parameters not in _DEFAULT_INITS:
+                if type(L.module).reset_parameters not in DEFAULT_INITS:
                     raise ValueError(
                         f"trunk layer {L.name!r} ({type(L.module).__name__}) has its own "
                         f"reset_parameters(); AGS-CL's (I.2) draws PyTorch's default init of "
@@ -443,19 +422,7 @@ class AGSCL(Regularizer):
             if k == 0:
                 continue
             pick = torch.randperm(idx.numel(), generator=self.generator)[:k]
-            idx = idx[pick.to(idx.device)]
-            weight, bias = default_init(L.module, self.generator)      # on the CPU
-            rows = idx.cpu()
-            L.module.weight[idx] = weight[rows].to(L.module.weight.device)
-            if bias is not None:
-                L.module.bias[idx] = bias[rows].to(L.module.bias.device)
-            if L.bn is not None:
-                if L.bn.affine:
-                    L.bn.weight[idx] = 1.0
-                    L.bn.bias[idx] = 0.0
-                if L.bn.track_running_stats and L.bn.running_mean is not None:
-                    L.bn.running_mean[idx] = 0.0
-                    L.bn.running_var[idx] = 1.0
+            reinit_rows(L, idx[pick.to(idx.device)], self.generator)
             count += k
         return count
 

@@ -85,6 +85,14 @@ def check_range(name: str, value, lo=None, hi=None, lo_open=False, hi_open=False
     return v
 
 
+def check_int(name: str, value, lo: int) -> int:
+    """Raise ValueError naming the hyperparameter unless it is an integer >= ``lo``."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or int(value) != value \
+            or int(value) < lo:
+        raise ValueError(f"hyperparameter {name}={value!r} must be an integer >= {lo}")
+    return int(value)
+
+
 def tensor_bytes(tensors: Iterable[torch.Tensor]) -> int:
     return int(sum(t.numel() * t.element_size() for t in tensors))
 

@@ -20,7 +20,7 @@ import operator
 import torch
 from torch import nn
 
-from .base import Regularizer, check_range
+from .base import Regularizer, check_int, check_range
 from .groups import find_node_layers
 from .units import columns, outgoing_weights, recycle
 
@@ -37,9 +37,7 @@ class ContinualBackprop(Regularizer):
         super().__init__(model)
         self.rate = check_range("rate", rate, lo=0, hi=1)
         self.decay = check_range("decay", decay, lo=0, hi=1)
-        if isinstance(maturity, bool) or int(maturity) != maturity or int(maturity) < 0:
-            raise ValueError(f"hyperparameter maturity={maturity!r} must be an integer >= 0")
-        self.maturity = int(maturity)
+        self.maturity = check_int("maturity", maturity, 0)
         self.layers = find_node_layers(model)
         self.generator = torch.Generator().manual_seed(operator.index(seed))
         dev = self.layers[0].module.weight.device

@@ -22,7 +22,7 @@ import operator
 import torch
 from torch import nn
 
-from .base import Regularizer, check_range
+from .base import Regularizer, check_int, check_range
 from .groups import find_node_layers
 from .units import layer_scores, recycle
 
@@ -36,9 +36,7 @@ class ReDo(Regularizer):
     def __init__(self, model: nn.Module, tau: float = 0.1, period: int = 1000, seed: int = 0):
         super().__init__(model)
         self.tau = check_range("tau", tau, lo=0)
-        if isinstance(period, bool) or int(period) != period or int(period) < 1:
-            raise ValueError(f"hyperparameter period={period!r} must be an integer >= 1")
-        self.period = int(period)
+        self.period = check_int("period", period, 1)
         self.layers = find_node_layers(model)
         self.generator = torch.Generator().manual_seed(operator.index(seed))
         self.updates = 0                  # optimizer steps taken (all tasks)

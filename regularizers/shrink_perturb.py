@@ -18,9 +18,9 @@ import operator
 import torch
 from torch import nn
 
-from .agscl import default_init
-from .base import Regularizer, check_range
+from .base import Regularizer, check_int, check_range
 from .groups import find_node_layers
+from .units import default_init
 
 
 class ShrinkPerturb(Regularizer):
@@ -35,9 +35,7 @@ class ShrinkPerturb(Regularizer):
         super().__init__(model)
         self.shrink = check_range("shrink", shrink, lo=0, hi=1)
         self.sigma = check_range("sigma", sigma, lo=0)
-        if isinstance(every, bool) or int(every) != every or int(every) < 0:
-            raise ValueError(f"hyperparameter every={every!r} must be an integer >= 0")
-        self.every = int(every)
+        self.every = check_int("every", every, 0)
         self.modules = [L.module for L in find_node_layers(model)]
         self.generator = torch.Generator().manual_seed(operator.index(seed))
         self.updates = 0

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import torch
 
-from .base import Regularizer, Step, tensor_bytes
+from .base import Regularizer, Step
 
 
 class Stack(Regularizer):
@@ -77,5 +77,3 @@ class Stack(Regularizer):
         for m, s in zip(self.methods, state["methods"]):
             m.load_state_dict(s)
 
-
-__all__ = ["Stack", "tensor_bytes"]
