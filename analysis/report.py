@@ -119,8 +119,8 @@ def report(paths, out: str | None = None, window: int = TRAINING_WINDOW,
                           "Figure 7 and of plasticity (eq. 15)")
     from . import plots as figures           # matplotlib only when a report is made
     if rl:
-        rep = rl_report(runs, window, reference_window, load_single_task(single_task, runs, in_use,
-                                                                    resolve))
+        single = load_single_task(single_task, runs, in_use, resolve)
+        rep = rl_report(runs, window, reference_window, single)
         bad = nonpositive_references(rep)
         if bad:
             print(f"warning: fine-tuning's best score is <= 0 on {', '.join(bad)}; a ratio to "
@@ -139,11 +139,11 @@ def report(paths, out: str | None = None, window: int = TRAINING_WINDOW,
         rep["table"] = format_supervised(rep)
         if plots:
             figures.plot_supervised_report(rep, out_dir)
-    write_json(out_dir / "report.json", _finite_or_null(rep))
+    _write_json(out_dir / "report.json", _finite_or_null(rep))
     return rep
 
 
-def write_json(path: Path, obj) -> None:
+def _write_json(path: Path, obj) -> None:
     """``obj`` as JSON (numpy values as numbers and lists) in ``path``, whole or not at all: it
     is written beside it, then renamed over it."""
     data = json.dumps(obj, indent=2, default=lambda o: o.tolist()).encode()
