@@ -97,6 +97,7 @@ def _slug(v) -> str:
 def load(spec_path: str | Path) -> Study:
     """Parse and check a spec: every trial's config is resolved (as train.py would) here."""
     from continual import runconfig
+    from continual.flags import FLAGS, flag_of, resolve
     import regularizers
     path = Path(spec_path)
     where = str(path)
@@ -119,8 +120,8 @@ def load(spec_path: str | Path) -> Study:
     out = Path(spec["out"])
     if not out.is_absolute():
         out = Path.cwd() / out
-    flag_names = {fl.name for fl in runconfig.FLAGS[command] if fl.path} | \
-        {a for fl in runconfig.FLAGS[command] for a in fl.aliases}
+    flag_names = {fl.name for fl in FLAGS[command] if fl.path} | \
+        {a for fl in FLAGS[command] for a in fl.aliases}
 
     def check_flag(key: str, section: str) -> str:
         name = key.replace("_", "-")
@@ -183,7 +184,7 @@ def load(spec_path: str | Path) -> Study:
     for combo in itertools.product(*axes.values()):
         point = dict(zip(axes, combo))
         method = point.get("regularizer", methods[0])
-        hp_axes = {runconfig.flag_of(command, ("regularizer_hparams", k)).removeprefix("--"): v
+        hp_axes = {flag_of(command, ("regularizer_hparams", k)).removeprefix("--"): v
                    for k, v in per_method.get(method, {}).items()}
         for hp_combo, var in itertools.product(itertools.product(*hp_axes.values()), variants):
             hp = dict(zip(hp_axes, hp_combo))
@@ -197,7 +198,7 @@ def load(spec_path: str | Path) -> Study:
                 raise SpecError(f"{where}: two trials would share the folder {name}")
             names.add(name)
             try:
-                runconfig.resolve(command, flags)
+                resolve(command, flags)
             except ValueError as e:
                 raise SpecError(f"{where}: trial {name}: {e}") from None
             trials.append(Trial(name, flags, out / name))
@@ -477,9 +478,11 @@ def main(spec: str, address: str | None = None, max_failures: int = 3) -> int:
         err = final[t.name].get("error") or f"status {final[t.name]['status']}"
         print(f"  failed: {t.name}: {err} (log: {t.path / 'trial.log'})")
     if complete:
-        from continual.report import report
+        from analysis.report import report
+        from continual import runconfig, runfolder
         try:
-            rep = report([t.path for t in complete], str(study.out / "report"))
+            rep = report([t.path for t in complete], str(study.out / "report"),
+                         in_use=runfolder.in_use, resolve=runconfig.with_defaults)
             print(rep["table"])
             print(f"\nreport.json and plots in {study.out / 'report'}")
         except (ValueError, RuntimeError) as e:

@@ -26,11 +26,11 @@ from pathlib import Path
 # It must be set before torch is imported.
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
-from continual import evaluate, runconfig  # noqa: E402
+from analysis.report import REFERENCE_WINDOW, TRAINING_WINDOW, report  # noqa: E402
+from continual import evaluate, flags, runconfig  # noqa: E402
 from envs import streams  # noqa: E402
-from continual.report import REFERENCE_WINDOW, TRAINING_WINDOW, report  # noqa: E402
 from continual.runfolder import (IN_USE_EXIT, RunError, RunFolder, RunInUseError,  # noqa: E402
-                                 check_out)
+                                 check_out, in_use)
 from continual.trainer import ContinualTrainer, NaNLossError  # noqa: E402
 
 ATARI_DEMO = ["--games", "StarGunner,Boxing", "--steps-per-task", "20480",
@@ -44,9 +44,9 @@ _GROUPS = {"ppo": "PPO hyperparameters (override the preset)",
 
 
 def _add_run_flags(p: argparse.ArgumentParser, command: str) -> None:
-    """The command's flags, generated from its config's fields (continual/runconfig.py)."""
+    """The command's flags, generated from its config's fields (continual/flags.py)."""
     groups = {k: p.add_argument_group(v) for k, v in _GROUPS.items()}
-    for fl in runconfig.FLAGS[command]:
+    for fl in flags.FLAGS[command]:
         g = groups.get(fl.path[0], p) if fl.path else p
         names = ["--" + fl.name] + ["--" + a for a in fl.aliases]
         kw = dict(default=None, help=fl.help, dest=fl.name.replace("-", "_"))
@@ -101,7 +101,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def given_flags(command: str, args: argparse.Namespace) -> dict:
     """The config flags given on the command line (name -> text)."""
-    names = {fl.name.replace("-", "_") for fl in runconfig.FLAGS[command] if fl.path}
+    names = {fl.name.replace("-", "_") for fl in flags.FLAGS[command] if fl.path}
     return {k: v for k, v in vars(args).items() if k in names and v is not None}
 
 
@@ -109,8 +109,8 @@ def run(command: str, args: argparse.Namespace) -> dict:
     """Parse -> config -> build -> run one training run."""
     if args.resume and args.out is None:
         raise RunError("--resume needs --out: the run folder to continue")
-    config = runconfig.resolve(command, given_flags(command, args), args.config,
-                               resume_from=args.out if args.resume else None)
+    config = flags.resolve(command, given_flags(command, args), args.config,
+                           resume_from=args.out if args.resume else None)
     if args.resume:
         done = RunFolder(args.out).read_results()
         if done and done.get("status") == "complete":
@@ -148,7 +148,8 @@ def main(argv=None) -> int:
             return evaluate.main(args, argv)
         if args.command == "report":
             rep = report(args.runs, args.out, args.window,
-                         reference_window=args.reference_window, single_task=args.single_task)
+                         reference_window=args.reference_window, single_task=args.single_task,
+                         in_use=in_use, resolve=runconfig.with_defaults)
             print(rep["table"])
             out = Path(args.out) if args.out else Path(args.runs[0]).parent
             print(f"\nreport.json and plots in {out}")

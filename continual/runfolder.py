@@ -268,6 +268,11 @@ class RunFolder:
         return check_format(f"checkpoint {path}", ck)
 
 
+def in_use(path: str | os.PathLike) -> bool:
+    """Whether another process holds the run folder ``path`` now (``RunFolder.in_use``)."""
+    return RunFolder(path).in_use()
+
+
 def config_differences(saved: dict, new: dict, prefix: str = "") -> list[str]:
     """What differs between two configs, as 'key: old then, new now', the "machine" part
     aside (device, threads: what may change across a resume)."""

@@ -32,8 +32,9 @@ import torch
 from tqdm import tqdm
 
 from agents.base import GameLearner
+from analysis import metrics
 
-from . import metrics, provenance
+from . import provenance
 from .runfolder import CHECKPOINT_FORMAT, RunError, RunFolder, write_json
 
 
@@ -183,7 +184,7 @@ class ContinualTrainer:
         if not (plots and self.plots):
             return res
         try:
-            from .plots import plot_run
+            from analysis.plots import plot_run
             plot_run(res, self.run_folder.plot_dir)
         except Exception as e:      # a plot must never lose a run
             print(f"warning: plotting failed: {e}")

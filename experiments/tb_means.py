@@ -15,7 +15,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from continual.tensorboard_events import load_scalars  # noqa: E402
+from analysis.tensorboard_events import load_scalars  # noqa: E402
 
 DEFAULT_TAGS = "train/grad_norm,train/penalty,train/policy_loss,train/value_loss,train/entropy," \
                "train/approx_kl,train/clipfrac"

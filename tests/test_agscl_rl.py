@@ -8,7 +8,7 @@ import torch.nn.functional as F
 from agents.config import PPOConfig, strengths
 from agents.minatar_net import MinAtarActorCritic
 from agents.ppo import PPOLearner
-from continual import runconfig
+from continual import flags, runconfig
 from regularizers.agscl import AGSCL, LAB_RL_OMEGA_SCALE
 from tests.test_agscl import _dead_node_model
 from tests.tiny import TinyMLP
@@ -116,31 +116,31 @@ def test_reg_presets_paper_default_and_lab():
         strengths("omniglot", "agscl", "lab")
     with pytest.raises(ValueError, match="unknown regularizer preset"):
         strengths("minatar", "agscl", "authors")
-    cfg = runconfig.resolve("minatar", {"reg_preset": "lab", "lam": "50"})
+    cfg = flags.resolve("minatar", {"reg_preset": "lab", "lam": "50"})
     assert cfg.regularizer_hparams == {**LAB, "lam": 50.0}
     d = runconfig.to_dict(cfg)
     assert d["reg_preset"] == "lab" and d["regularizer_hparams"]["omega_scale"] == 400 / 19
     assert runconfig.from_dict("minatar", d).regularizer_hparams == {**LAB, "lam": 50.0}
-    assert runconfig.resolve("atari", {}).reg_preset == "paper"
+    assert flags.resolve("atari", {}).reg_preset == "paper"
     with pytest.raises(ValueError, match="unknown regularizer preset"):
-        runconfig.resolve("minatar", {"reg_preset": "nope"})
-    _, reg, _ = runconfig.build(runconfig.resolve(
+        flags.resolve("minatar", {"reg_preset": "nope"})
+    _, reg, _ = runconfig.build(flags.resolve(
         "minatar", {"reg_preset": "lab", "preset": "minatar_tiny", "games": "Breakout"}))
     assert (reg.prox_when, reg.reinit_from, reg.hard_freeze, reg.lam, reg.omega_scale) == \
         ("epoch", "unimportant", False, 1000.0, 400 / 19)
 
 
 def test_minatar_fc_width_is_the_trunks_capacity():
-    cfg = runconfig.resolve("minatar", {"fc_width": "512", "preset": "minatar_tiny",
+    cfg = flags.resolve("minatar", {"fc_width": "512", "preset": "minatar_tiny",
                                         "games": "Breakout,Asterix"})
     learner, reg, _ = runconfig.build(cfg)
     m = learner.model
     assert m.fc.out_features == 512 and all(h.actor.in_features == 512 for h in m.heads)
     assert [L.num_nodes for L in reg.layers] == [16, 512]     # found with no special code
-    assert runconfig.resolve("minatar", {}).fc_width == 128
+    assert flags.resolve("minatar", {}).fc_width == 128
     assert MinAtarActorCritic([3]).fc.out_features == 128
     with pytest.raises(ValueError, match="fc_width"):
-        runconfig.resolve("minatar", {"fc_width": "0"})
+        flags.resolve("minatar", {"fc_width": "0"})
     learner.close()
 
 

@@ -213,7 +213,7 @@ def test_every_strength_is_a_hyperparameter_its_method_accepts():
 def test_trainer_records_scores_before_training_and_report_uses_them(tmp_path):
     # Mammoth's forward transfer: FWT_j = acc on task j just before its training minus the
     # untrained model's acc on it; the trainer records both, the report subtracts them
-    from continual.report_supervised import run_forward_transfer
+    from analysis.supervised import run_forward_transfer
     from continual.runfolder import RunFolder
     from continual.trainer import ContinualTrainer, Schedule
     stream = make_stream("split_digits", seed=0, num_tasks=5)

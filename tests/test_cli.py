@@ -172,22 +172,22 @@ def test_help_shows_each_flag_with_its_meaning_and_default(capsys):
 
 def test_config_file_and_a_run_config_start_the_same_run(tmp_path):
     """--config FILE (TOML) with flags on top; a run's config.json as --config repeats it."""
-    from continual import runconfig
+    from continual import flags, runconfig
     spec = tmp_path / "run.toml"
     spec.write_text('games = ["Boxing", "Gopher"]\nregularizer = "ewc"\n'
                     '[regularizer_hparams]\nlam = 10.0\n[ppo]\nnum_envs = 4\nseed = 9\n')
-    cfg = runconfig.resolve("atari", {"num_steps": "8"}, str(spec))
+    cfg = flags.resolve("atari", {"num_steps": "8"}, str(spec))
     assert (cfg.games, cfg.regularizer, cfg.regularizer_hparams) == \
         (["Boxing", "Gopher"], "ewc", {"lam": 10.0})
     assert (cfg.ppo.num_envs, cfg.ppo.num_steps, cfg.ppo.seed, cfg.ppo.num_minibatches) == \
         (4, 8, 9, 4)
     saved = tmp_path / "config.json"
     saved.write_text(json.dumps(runconfig.to_dict(cfg)))
-    assert runconfig.to_dict(runconfig.resolve("atari", {}, str(saved))) == \
+    assert runconfig.to_dict(flags.resolve("atari", {}, str(saved))) == \
         runconfig.to_dict(cfg)
     spec.write_text('games = ["Boxing"]\nregularizr = "ewc"\n')
     with pytest.raises(ValueError, match="unknown key.*regularizr"):
-        runconfig.resolve("atari", {}, str(spec))
+        flags.resolve("atari", {}, str(spec))
 
 
 @pytest.mark.slow
@@ -296,12 +296,12 @@ FINISHED = {   # a tiny complete run of each command
 def test_resume_of_a_complete_run_folder_changes_nothing(tmp_path, capsys, command):
     """The no-op reads config.json and results.json only: a folder that says "complete" (made
     here by hand, no training) gets no lock file, no session, no TensorBoard file."""
-    from continual import runconfig
+    from continual import flags, runconfig
     from continual.runfolder import write_json
     if command == "minatar":
         pytest.importorskip("minatar")
     out = tmp_path / command
-    write_json(out / "config.json", runconfig.to_dict(runconfig.resolve(command, {})))
+    write_json(out / "config.json", runconfig.to_dict(flags.resolve(command, {})))
     write_json(out / "results.json", {"status": "complete", "tasks": ["a", "b"], "sessions": [1]})
     (out / "checkpoints").mkdir()
     (out / "checkpoints" / "last.pt").write_bytes(b"not read")
@@ -337,10 +337,10 @@ def test_a_held_run_folder_is_a_transient_refusal(tmp_path, capsys):
     """--resume of a folder another process holds exits 75 (EX_TEMPFAIL: try again later; a
     study's runner waits for the folder), before anything is built, changing nothing."""
     import os
-    from continual import runconfig
+    from continual import flags, runconfig
     from continual.runfolder import IN_USE_EXIT, RunFolder, write_json
     out = tmp_path / "run"
-    write_json(out / "config.json", runconfig.to_dict(runconfig.resolve("atari", {})))
+    write_json(out / "config.json", runconfig.to_dict(flags.resolve("atari", {})))
     write_json(out / "results.json", {"status": "interrupted"})
     (out / "checkpoints").mkdir()
     (out / "checkpoints" / "last.pt").write_bytes(b"not read")

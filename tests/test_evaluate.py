@@ -14,7 +14,7 @@ from agents.base import GameLearner, dormant_scores, dormant_units
 from agents.config import PPOConfig
 from agents.minatar_net import MinAtarActorCritic
 from agents.ppo import PPOLearner
-from continual import runconfig
+from continual import flags, runconfig
 from continual.evaluate import seen_tasks
 from continual.runfolder import CHECKPOINT_FORMAT, RunFolder
 from continual.trainer import ContinualTrainer, Schedule
@@ -242,7 +242,7 @@ class FilmedToy(ToyLearner):
 
 
 def test_trainer_records_dormant_units_and_videos(tmp_path, capsys):
-    from continual.tensorboard_events import load_scalars
+    from analysis.tensorboard_events import load_scalars
     learner = FilmedToy()
     reg = regularizers.make("agscl", learner.model)
     tr = ContinualTrainer(learner, reg, RunFolder(tmp_path), {"format_version": CHECKPOINT_FORMAT},
@@ -281,15 +281,15 @@ def test_trainer_records_dormant_units_and_videos(tmp_path, capsys):
 
 
 def test_capture_video_is_a_machine_flag_off_by_default():
-    c = runconfig.resolve("minatar", {"preset": "minatar_tiny"})
+    c = flags.resolve("minatar", {"preset": "minatar_tiny"})
     assert c.machine.capture_video is False
-    c = runconfig.resolve("minatar", {"preset": "minatar_tiny", "capture_video": "true"})
+    c = flags.resolve("minatar", {"preset": "minatar_tiny", "capture_video": "true"})
     assert c.machine.capture_video is True
-    fl = [f for f in runconfig.FLAGS["atari"] if f.name == "capture-video"]
+    fl = [f for f in flags.FLAGS["atari"] if f.name == "capture-video"]
     assert len(fl) == 1 and fl[0].machine and fl[0].path == ("machine", "capture_video")
     with pytest.raises(ValueError, match="capture_video"):
         runconfig.from_dict("minatar", {"machine": {"capture_video": "yes"}})
-    assert "capture-video" not in {f.name for f in runconfig.FLAGS["vision"]}
+    assert "capture-video" not in {f.name for f in flags.FLAGS["vision"]}
 
 
 # --- train.py evaluate ----------------------------------------------------------------------
@@ -298,7 +298,7 @@ GAMES3 = "Breakout,Freeway,Asterix"
 
 def saved_run(path, task, unit, games=GAMES3):
     """A run folder with an untrained learner's checkpoint at (task, unit): no training."""
-    cfg = runconfig.resolve("minatar", {"preset": "minatar_tiny", "games": games,
+    cfg = flags.resolve("minatar", {"preset": "minatar_tiny", "games": games,
                                         "regularizer": "agscl", "device": DEVICE})
     learner, reg, _ = runconfig.build(cfg)
     folder = RunFolder(path)
@@ -391,7 +391,7 @@ def test_minatar_run_dormant_videos_and_evaluate_reproduce_its_matrix(tmp_path, 
     """A whole tiny MinAtar run with --capture-video: its dormant records and videos, and
     train.py evaluate at its checkpoints scoring the rows of its reward matrices again."""
     import train
-    from continual.tensorboard_events import load_scalars
+    from analysis.tensorboard_events import load_scalars
     run = tmp_path / "run"
     assert train.main(["minatar", "--preset", "minatar_tiny", "--games", "Breakout,Freeway",
                        "--regularizer", "agscl", "--eval-every", "32", "--capture-video",

@@ -6,9 +6,9 @@ import json
 import numpy as np
 import pytest
 
-from continual import metrics, plots, report_rl
-from continual.report import report
-from continual.runfolder import RunError
+from analysis import bootstrap, metrics, plots
+from analysis.report import ReportError
+from tests.tiny import report
 
 R4 = [[10.0], [4.0, 20.0], [6.0, 15.0, 30.0], [2.0, 18.0, 25.0, 5.0]]
 
@@ -197,18 +197,18 @@ def test_rl_forward_transfer_reference_too_short_and_bad_single_task_runs(tmp_pa
     assert "no reference has trained this game for the run's 20 steps: short (10 steps)" \
         in ags["why_missing"]["Gopher"]
     two = _run(tmp_path / "two", "finetune", TASKS, FT_CURVE[:2])
-    with pytest.raises(RunError, match="trains one game of the stream"):
+    with pytest.raises(ReportError, match="trains one game of the stream"):
         report(runs, out=str(tmp_path / "rep"), plots=False, single_task=[two])
     pong = _run(tmp_path / "pong", "finetune", ["Pong"], [_c(10, [1.0], True)])
-    with pytest.raises(RunError, match="it trains Pong"):
+    with pytest.raises(ReportError, match="it trains Pong"):
         report(runs, out=str(tmp_path / "rep"), plots=False, single_task=[pong])
     # MinAtar's Breakout is not Atari's Breakout
     mini = _run(tmp_path / "mini", "finetune", ["Gopher"], [_c(10, [1.0], True)],
                 command="minatar")
-    with pytest.raises(RunError, match="a minatar run; the stream's runs are atari"):
+    with pytest.raises(ReportError, match="a minatar run; the stream's runs are atari"):
         report(runs, out=str(tmp_path / "rep"), plots=False, single_task=[mini])
     # given among the stream's runs, a single-task run is pointed to --single-task
-    with pytest.raises(RunError, match="--single-task"):
+    with pytest.raises(ReportError, match="--single-task"):
         report(runs + [short], out=str(tmp_path / "rep"), plots=False)
 
 
@@ -362,7 +362,7 @@ def test_rl_report_robust_reference_best_mean_of_3(tmp_path):
     assert "reference: fine-tuning's best mean of 3 consecutive evaluations per task = " \
            "Boxing 26.67" in rep["table"]
     for bad in (0, 1.5, True):
-        with pytest.raises(RunError, match="reference_window"):
+        with pytest.raises(ReportError, match="reference_window"):
             report([ft, ags], out=str(tmp_path / "r"), plots=False, reference_window=bad)
 
 
@@ -402,7 +402,7 @@ def test_supervised_forgetting_and_forward_transfer(tmp_path):
     assert (tmp_path / "forgetting_forward_transfer.png").exists()
     saved = json.loads((tmp_path / "rep" / "report.json").read_text())
     assert saved["runs"][1]["forgetting"]["matrix"][2] == pytest.approx([0.3, 0.05, 0.0])
-    with pytest.raises(RunError, match="supervised report has neither"):
+    with pytest.raises(ReportError, match="supervised report has neither"):
         report([tmp_path / "ft", tmp_path / "a"], out=str(tmp_path / "r"),
                single_task=[tmp_path / "a"])
 
@@ -460,7 +460,7 @@ def test_rl_report_group_bands_and_plasticity_plots(tmp_path):
     # the band: per step, the mean and bootstrap CI over the runs that have the step
     steps, ests = plots._by_step([[(10, 1.0), (20, 2.0)], [(10, 3.0)]])
     assert steps == [10, 20] and ests[0]["mean"] == 2.0 and ests[0]["n"] == 2
-    assert ests[1] == metrics.mean_ci([2.0])
+    assert ests[1] == bootstrap.mean_ci([2.0])
     assert len(rep["runs"][0]["plasticity_measures"]) == 2
 
 

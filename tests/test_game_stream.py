@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 
 import train
-from continual import runconfig
+from continual import flags, runconfig
 from envs import streams
 from envs.common import to_numpy
 from tests.tiny import kill_ppo_at
@@ -169,17 +169,17 @@ def test_toy_stream_has_its_command_help_config_and_study(toy, tmp_path, capsys)
     assert e.value.code == 0
     out = " ".join(capsys.readouterr().out.split())      # argparse wraps the help
     assert "--reward-scale" in out and "toy_tiny" in out and "Left, Right" in out
-    cfg = runconfig.resolve("toy", {"games": "right,left", "reward_scale": "2"})
+    cfg = flags.resolve("toy", {"games": "right,left", "reward_scale": "2"})
     assert cfg.games == ["Right", "Left"] and cfg.env_options() == {"reward_scale": 2.0}
     assert cfg.ppo.preset == "toy_tiny" and cfg.regularizer_hparams["lam"] == 100.0
     assert runconfig.to_dict(runconfig.from_dict("toy", runconfig.to_dict(cfg))) == \
         runconfig.to_dict(cfg)
     with pytest.raises(ValueError, match="reward_scale"):
-        runconfig.resolve("toy", {"reward_scale": "0"})
+        flags.resolve("toy", {"reward_scale": "0"})
     with pytest.raises(ValueError, match="does not fit train.py toy"):
-        runconfig.resolve("toy", {"preset": "cpu"})
+        flags.resolve("toy", {"preset": "cpu"})
     with pytest.raises(ValueError, match="drop --env-threads"):
-        runconfig.resolve("toy", {"env_threads": "2"})
+        flags.resolve("toy", {"env_threads": "2"})
     import study
     spec = tmp_path / "toy.toml"
     spec.write_text(f'command = "toy"\nout = "{tmp_path / "s"}"\n[args]\nreward_scale = 2\n'

@@ -1,16 +1,19 @@
 """Metric arithmetic (eq. 15-16, BWT, Figure 7) on hand-made matrices, the report's text
 tables on hand-made report dicts, and the whole report on hand-made run folders."""
 import json
+import subprocess
+import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
 
-from continual import metrics
-from continual.report import report
-from continual.report_rl import format_rl, training_windows
-from continual.report_supervised import format_supervised
-from continual.runfolder import CHECKPOINT_FORMAT, RunError
-from tests.tiny import load_script
+from analysis import bootstrap, grouping, metrics
+from analysis.report import ReportError
+from analysis.rl import training_windows
+from analysis.text import format_rl, format_supervised
+from continual.runfolder import CHECKPOINT_FORMAT
+from tests.tiny import load_script, report
 
 A = [[0.9], [0.7, 0.8], [0.6, 0.75, 0.5]]
 FT = [[1.0], [0.5, 0.9], [0.4, 0.3, 1.0]]
@@ -122,9 +125,9 @@ def test_rl_plasticity_stability_needs_positive_scores():
 
 def test_report_needs_finetune_and_one_stream(tmp_path):
     _write_run(tmp_path / "ags", "agscl", [[1.0]], [])
-    with pytest.raises(RunError, match="fine-tuning run"):
+    with pytest.raises(ReportError, match="fine-tuning run"):
         report([tmp_path / "ags"], out=str(tmp_path / "rep"), plots=False)
-    with pytest.raises(RunError, match="no results.json"):
+    with pytest.raises(ReportError, match="no results.json"):
         report([tmp_path / "nothing"])
     (tmp_path / "young").mkdir()                    # started, no checkpoint yet: left out
     (tmp_path / "young" / "config.json").write_text("{}")
@@ -319,7 +322,7 @@ def test_training_windows():
 
 
 def _rl_rep():
-    """A report dict as ``report_rl.rl_report`` makes it, by hand."""
+    """A report dict as ``rl.rl_report`` makes it, by hand."""
     run = lambda label, method, nar, curve_value, S, P, R: {
         "label": label, "method": method, "progress": "complete, 2/2 tasks, step 300",
         "normalised_accumulated_reward": nar, "normalised_accumulated_reward_sampled": [],
@@ -404,11 +407,11 @@ def test_format_supervised_on_a_hand_made_report():
 # --- groups (method and hyperparameters, seeds pooled) and their confidence intervals ---------
 def _config(command, method, seed, machine=None, **hparams):
     """A run's config.json as train.py writes it (every value resolved, format_version 2)."""
-    from continual import runconfig
-    flags = {"regularizer": method, "seed": str(seed), **{k: str(v) for k, v in hparams.items()}}
+    from continual import flags, runconfig
+    given = {"regularizer": method, "seed": str(seed), **{k: str(v) for k, v in hparams.items()}}
     if command == "atari":
-        flags["games"] = "Boxing,Gopher,StarGunner"
-    cfg = runconfig.to_dict(runconfig.resolve(command, flags))
+        given["games"] = "Boxing,Gopher,StarGunner"
+    cfg = runconfig.to_dict(flags.resolve(command, given))
     assert cfg["format_version"] == CHECKPOINT_FORMAT == 2
     cfg["machine"].update(machine or {})
     return cfg
@@ -421,7 +424,7 @@ def test_group_runs_by_method_and_hyperparameters():
                                                                        "threads": 7})),
             ("agscl", _config("atari", "agscl", 3, lam=100)),
             ("finetune", _config("atari", "finetune", 2, machine={"env_threads": 3}))]
-    gs = metrics.group_runs(runs)
+    gs = grouping.group_runs(runs)
     assert [(g["label"], g["members"]) for g in gs] == [
         ("finetune", [0, 4]), ("agscl lam=10", [1, 2]), ("agscl lam=100", [3])]
     assert gs[1]["varied"] == {"regularizer_hparams.lam": 10.0}
@@ -430,52 +433,52 @@ def test_group_runs_by_method_and_hyperparameters():
     assert not {"machine", "format_version", "command", "regularizer"} & \
         set(gs[1]["hyperparameters"])
     # the seed and the machine part never split; anything else does, named in the label
-    assert metrics.group_key("agscl", runs[1][1]) == metrics.group_key("agscl", runs[2][1])
-    assert metrics.group_key("agscl", runs[1][1]) != metrics.group_key("agscl", runs[3][1])
-    assert metrics.group_key("agscl", runs[1][1]) != metrics.group_key("ewc", runs[1][1])
+    assert grouping.group_key("agscl", runs[1][1]) == grouping.group_key("agscl", runs[2][1])
+    assert grouping.group_key("agscl", runs[1][1]) != grouping.group_key("agscl", runs[3][1])
+    assert grouping.group_key("agscl", runs[1][1]) != grouping.group_key("ewc", runs[1][1])
     lr = _config("atari", "agscl", 1, lam=10, lr=0.001)
-    two = metrics.group_runs([("agscl", runs[1][1]), ("agscl", lr)])
+    two = grouping.group_runs([("agscl", runs[1][1]), ("agscl", lr)])
     assert [g["label"] for g in two] == ["agscl lr=0.00025", "agscl lr=0.001"]
     # a lam written as an integer (a TOML spec) is the same setting as the resolved 10.0
     as_int = json.loads(json.dumps(runs[1][1]).replace('"lam": 10.0', '"lam": 10'))
     assert as_int["regularizer_hparams"]["lam"] == 10
-    assert metrics.group_key("agscl", as_int) == metrics.group_key("agscl", runs[1][1])
+    assert grouping.group_key("agscl", as_int) == grouping.group_key("agscl", runs[1][1])
     # a vision run's seed is the classifier's
     v = [("ewc", _config("vision", "ewc", s, benchmark="split_digits", lam=lam))
          for s, lam in ((0, 1), (1, 1), (0, 5))]
-    assert [(g["label"], g["members"]) for g in metrics.group_runs(v)] == [
+    assert [(g["label"], g["members"]) for g in grouping.group_runs(v)] == [
         ("ewc lam=1", [0, 1]), ("ewc lam=5", [2])]
 
 
 def test_iqm_by_hand():
-    assert metrics.iqm([1, 2, 3, 4, 5, 6, 7, 8]) == pytest.approx((3 + 4 + 5 + 6) / 4)
-    assert metrics.iqm([40, 0, 20, 1, 3, 0, 10, 2]) == pytest.approx((1 + 2 + 3 + 10) / 4)
+    assert bootstrap.iqm([1, 2, 3, 4, 5, 6, 7, 8]) == pytest.approx((3 + 4 + 5 + 6) / 4)
+    assert bootstrap.iqm([40, 0, 20, 1, 3, 0, 10, 2]) == pytest.approx((1 + 2 + 3 + 10) / 4)
     # 10 values: int(2.5) = 2 cut from each end, whatever their size
-    assert metrics.iqm([-1000, 0, 1, 2, 3, 4, 5, 6, 7, 1000]) == pytest.approx(
+    assert bootstrap.iqm([-1000, 0, 1, 2, 3, 4, 5, 6, 7, 1000]) == pytest.approx(
         (1 + 2 + 3 + 4 + 5 + 6) / 6)
     # runs x games pooled, not per game
-    assert metrics.iqm([[8, 1], [2, 7], [3, 6], [4, 5]]) == pytest.approx(4.5)
-    assert metrics.iqm([[0, 9], [0, 9], [1, 9], [2, 9]]) == pytest.approx((1 + 2 + 9 + 9) / 4)
+    assert bootstrap.iqm([[8, 1], [2, 7], [3, 6], [4, 5]]) == pytest.approx(4.5)
+    assert bootstrap.iqm([[0, 9], [0, 9], [1, 9], [2, 9]]) == pytest.approx((1 + 2 + 9 + 9) / 4)
 
 
 def test_bootstrap_ci_known_answers():
     # all runs equal: the interval collapses
-    assert metrics.bootstrap_ci([[0.7, 0.7, 0.7]], np.mean) == pytest.approx([0.7, 0.7])
+    assert bootstrap.bootstrap_ci([[0.7, 0.7, 0.7]], np.mean) == pytest.approx([0.7, 0.7])
     # stratified: every resample keeps 4 runs of each game, so with games at 0 and 1 both the
     # mean and the IQM are 0.5 in every resample; resampling the pooled values would not be
-    agg = metrics.aggregate_scores([[0.0, 1.0]] * 4)
+    agg = bootstrap.aggregate_scores([[0.0, 1.0]] * 4)
     assert agg["iqm"] == {"iqm": 0.5, "ci95": [0.5, 0.5], "n": 4, "games": 2}
     assert agg["mean"] == {"mean": 0.5, "ci95": [0.5, 0.5], "n": 4, "games": 2}
     # one run: no interval
-    assert metrics.mean_ci([0.3]) == {"mean": 0.3, "ci95": None, "n": 1}
-    assert metrics.aggregate_scores([[0.2, 0.4, 0.6, 0.8]])["iqm"] == {
+    assert bootstrap.mean_ci([0.3]) == {"mean": 0.3, "ci95": None, "n": 1}
+    assert bootstrap.aggregate_scores([[0.2, 0.4, 0.6, 0.8]])["iqm"] == {
         "iqm": pytest.approx(0.5), "ci95": None, "n": 1, "games": 4}
-    assert metrics.mean_ci([None, float("nan")]) == {"mean": None, "ci95": None, "n": 0}
-    assert metrics.mean_ci([1.0, None, 3.0])["n"] == 2
+    assert bootstrap.mean_ci([None, float("nan")]) == {"mean": None, "ci95": None, "n": 0}
+    assert bootstrap.mean_ci([1.0, None, 3.0])["n"] == 2
     # reproducible: a fixed generator per call
     x = [0.1, 0.5, 0.2, 0.9, 0.4]
-    assert metrics.mean_ci(x) == metrics.mean_ci(x)
-    lo, hi = metrics.mean_ci(x)["ci95"]
+    assert bootstrap.mean_ci(x) == bootstrap.mean_ci(x)
+    lo, hi = bootstrap.mean_ci(x)["ci95"]
     assert min(x) <= lo < np.mean(x) < hi <= max(x)
 
 
@@ -503,11 +506,11 @@ def test_stratified_bootstrap_matches_a_numpy_loop():
                   [0.2, 1.9, 2.6]])
     mean_rows = lambda X: X.mean(1)
     per_game = [S[:, j] for j in range(S.shape[1])]
-    for ours, stat in ((metrics.bootstrap_ci(per_game, metrics._iqm_along, 20000), _iqm_rows),
-                       (metrics.bootstrap_ci(per_game, np.mean, 20000), mean_rows)):
+    for ours, stat in ((bootstrap.bootstrap_ci(per_game, bootstrap._iqm_along, 20000), _iqm_rows),
+                       (bootstrap.bootstrap_ci(per_game, np.mean, 20000), mean_rows)):
         np.testing.assert_allclose(ours, _numpy_stratified_bootstrap(S, stat, 20000, seed=1),
                                    atol=0.02)
-    agg = metrics.aggregate_scores(S)                  # the report's default: 2000 resamples
+    agg = bootstrap.aggregate_scores(S)                  # the report's default: 2000 resamples
     assert agg["iqm"]["iqm"] == pytest.approx(_iqm_rows(S.reshape(1, -1))[0])
     assert agg["mean"]["mean"] == pytest.approx(S.mean())
     np.testing.assert_allclose(agg["iqm"]["ci95"],
@@ -515,7 +518,7 @@ def test_stratified_bootstrap_matches_a_numpy_loop():
                                atol=0.04)
     # the mean over seeds against the same resampling of one "game"
     x = np.array([[0.61], [0.72], [0.55], [0.80], [0.67], [0.70]])
-    np.testing.assert_allclose(metrics.bootstrap_ci([x[:, 0]], np.mean, 20000),
+    np.testing.assert_allclose(bootstrap.bootstrap_ci([x[:, 0]], np.mean, 20000),
                                _numpy_stratified_bootstrap(x, mean_rows, 20000, seed=3),
                                atol=0.01)
 
@@ -563,7 +566,7 @@ def test_rl_report_groups_by_hyperparameters_with_rliable_aggregate(tmp_path, ca
     iqm = g["agscl lam=10"]["iqm"]
     assert iqm["iqm"] == pytest.approx(trim_mean(scores.ravel(), 0.25))
     assert (iqm["n"], iqm["games"]) == (3, 2)
-    assert iqm["ci95"] == pytest.approx(metrics.aggregate_scores(scores)["iqm"]["ci95"])
+    assert iqm["ci95"] == pytest.approx(bootstrap.aggregate_scores(scores)["iqm"]["ci95"])
     assert scores.min() <= iqm["ci95"][0] <= iqm["iqm"] <= iqm["ci95"][1] <= scores.max()
     mean = g["agscl lam=10"]["mean_normalised_score"]
     assert mean["mean"] == pytest.approx(scores.mean()) and mean["ci95"][0] < mean["ci95"][1]
@@ -572,14 +575,14 @@ def test_rl_report_groups_by_hyperparameters_with_rliable_aggregate(tmp_path, ca
     nar = [rr["normalised_accumulated_reward"][-1] for rr in rep["runs"]
            if rr["group"] == "agscl lam=10"]
     assert len(nar) == 3
-    assert g["agscl lam=10"]["normalised_accumulated_reward"][-1] == metrics.mean_ci(nar)
+    assert g["agscl lam=10"]["normalised_accumulated_reward"][-1] == bootstrap.mean_ci(nar)
     assert g["agscl lam=10"]["stability"]["n"] == 3
     assert rep["summary"]["agscl lam=100"]["n"] == [2, 2, 1]
     # the table: one row per group, "estimate [lo, hi]", "[-]" without an interval
     lines = rep["table"].splitlines()
     row = [x for x in lines if x.startswith("agscl lam=10 ")][0]
     assert row.split()[2] == "3"
-    assert metrics.interval_text(iqm["iqm"], iqm["ci95"]) in row
+    assert bootstrap.interval_text(iqm["iqm"], iqm["ci95"]) in row
     row100 = [x for x in lines if x.startswith("agscl lam=100 ")][0]
     assert row100.split()[2] == "1/2" and f"{g['agscl lam=100']['iqm']['iqm']:.3f} [-]" in row100
     assert any(x.startswith("left out of IQM and mean: Boxing (fine-tuning's best score -2 is "
@@ -641,7 +644,7 @@ def test_supervised_report_groups_and_lam_sweep(tmp_path):
     for k, f in (("average_accuracy", metrics.average_accuracy),
                  ("stability", metrics.stability), ("bwt", metrics.backward_transfer)):
         vals = [f(A), f(A2)]
-        assert a9[k] == metrics.mean_ci(vals)
+        assert a9[k] == bootstrap.mean_ci(vals)
         assert a9[k]["ci95"] == pytest.approx([min(vals), max(vals)])   # 2 seeds: their span
     assert a9["plasticity"]["mean"] == pytest.approx(
         (metrics.plasticity(A, FT) + metrics.plasticity(A2, FT)) / 2)
@@ -656,7 +659,7 @@ def test_supervised_report_groups_and_lam_sweep(tmp_path):
     lines = rep["table"].splitlines()
     assert lines[0].split()[:5] == ["group", "runs", "avg", "acc", "[95%"]
     row = [x for x in lines if x.startswith("agscl lam=9 ")][0]
-    assert metrics.interval_text(a9["average_accuracy"]["mean"],
+    assert bootstrap.interval_text(a9["average_accuracy"]["mean"],
                                  a9["average_accuracy"]["ci95"]) in row
     for f in ("fig3_average_accuracy", "fig4_sparsity_capacity", "fig5_plasticity_stability",
               "fig5_lam_sweep", "fig6_memory"):
@@ -673,3 +676,14 @@ def test_no_lam_sweep_without_two_lams(tmp_path):
     assert not (tmp_path / "rep" / "fig5_lam_sweep.png").exists()
     row = [x for x in rep["table"].splitlines() if x.startswith("agscl ")][0]
     assert row.split()[:2] == ["agscl", "2"]
+
+
+def test_analysis_reads_run_folders_without_the_run_package():
+    """analysis/ lies below the run package: all of it imports nothing of continual/, agents/,
+    regularizers/ (nor torch); the report gets what only the run knows as callables."""
+    code = ("import sys, analysis.report, analysis.plots, analysis.tensorboard_events; "
+            "print(sorted({m.split('.')[0] for m in sys.modules} & {'continual', 'agents', "
+            "'regularizers', 'torch', 'train', 'study'}))")
+    out = subprocess.run([sys.executable, "-c", code], cwd=Path(__file__).resolve().parents[1],
+                         capture_output=True, text=True)
+    assert out.stdout.strip() == "[]", out.stderr

@@ -11,7 +11,7 @@ import regularizers
 from agents.config import PPOConfig
 from agents.minatar_net import MinAtarActorCritic
 from agents.ppo import PPOLearner
-from continual import runconfig
+from continual import flags, runconfig
 from envs import minatar
 from envs.replay import ReplayableTrainEnv
 from regularizers.base import Regularizer
@@ -189,19 +189,19 @@ def test_runconfig_minatar_defaults_flags_and_refusals():
                                      "prox": "step"}
     d = runconfig.to_dict(c)
     assert d["command"] == "minatar" and runconfig.to_dict(runconfig.from_dict("minatar", d)) == d
-    c = runconfig.resolve("minatar", {"games": "Breakout", "sticky": "0", "preset": "minatar_tiny"})
+    c = flags.resolve("minatar", {"games": "Breakout", "sticky": "0", "preset": "minatar_tiny"})
     assert (c.games, c.sticky, c.ppo.num_envs) == (["Breakout"], 0.0, 2)
     with pytest.raises(ValueError, match="arch"):
-        runconfig.resolve("minatar", {"preset": "cpu"})
+        flags.resolve("minatar", {"preset": "cpu"})
     with pytest.raises(ValueError, match="arch"):
-        runconfig.resolve("atari", {"preset": "minatar"})
+        flags.resolve("atari", {"preset": "minatar"})
     with pytest.raises(ValueError, match="sticky"):
-        runconfig.resolve("minatar", {"sticky": "2"})
+        flags.resolve("minatar", {"sticky": "2"})
     with pytest.raises(ValueError, match="hat"):
-        runconfig.resolve("minatar", {"regularizer": "hat"})
+        flags.resolve("minatar", {"regularizer": "hat"})
     with pytest.raises(ValueError, match="drop --env-threads"):       # an Atari-only flag
-        runconfig.resolve("minatar", {"env_threads": "2"})
-    assert runconfig.resolve("atari", {"env_threads": "2"}).machine.env_threads == 2
+        flags.resolve("minatar", {"env_threads": "2"})
+    assert flags.resolve("atari", {"env_threads": "2"}).machine.env_threads == 2
 
 
 @pytest.mark.slow

@@ -55,9 +55,9 @@ def test_trials_are_the_grid_with_per_method_hyperparameters(tmp_path):
     assert t.flags["regularizer"] == "agscl" and t.flags["lam"] == 100.0 and t.flags["seed"] == 1
     assert t.path == tmp_path / "runs" / "agscl-lam=100.0-seed1"
     # a trial's command line is an ordinary train.py run
-    from continual import runconfig
+    from continual import flags, runconfig
     argv = t.argv("atari")
-    cfg = runconfig.resolve("atari", train.given_flags("atari", train.build_parser().parse_args(argv)))
+    cfg = flags.resolve("atari", train.given_flags("atari", train.build_parser().parse_args(argv)))
     assert (cfg.regularizer, cfg.regularizer_hparams["lam"], cfg.ppo.seed, cfg.games) == \
         ("agscl", 100.0, 1, ["Boxing", "Gopher"])
     assert (s.cpus, s.gpus) == (1.0, 0.0)
@@ -279,9 +279,9 @@ def test_shipped_specs_are_valid(spec):
 # --- the trial runner without Ray: the run's own record decides --------------------------------
 def _complete_folder(path: Path) -> None:
     """A run folder whose results.json says complete (made by hand: no training)."""
-    from continual import runconfig
+    from continual import flags, runconfig
     from continual.runfolder import write_json
-    write_json(path / "config.json", runconfig.to_dict(runconfig.resolve("atari", {})))
+    write_json(path / "config.json", runconfig.to_dict(flags.resolve("atari", {})))
     write_json(path / "results.json", {"status": "complete", "tasks": ["Boxing", "Gopher"],
                                        "tasks_completed": 2, "global_step": 64})
     (path / "checkpoints").mkdir()

@@ -1,5 +1,5 @@
-"""Tiny multi-head models shared by the tests, the device the learners' tests run on, and a
-loader for the scripts in bench/ and experiments/."""
+"""Tiny multi-head models shared by the tests, the device the learners' tests run on, a
+loader for the scripts in bench/ and experiments/, and the report as train.py makes it."""
 import importlib.util
 import io
 import os
@@ -37,6 +37,14 @@ def kill_ppo_at(monkeypatch, task: int, unit: int):
 
     monkeypatch.setattr(PPOLearner, "train_unit", crash)
     return lambda: monkeypatch.setattr(PPOLearner, "train_unit", orig)
+
+
+def report(paths, *args, **kw) -> dict:
+    """``analysis.report.report`` as ``train.py report`` calls it: with the run folder's lock
+    probe and a saved config's defaults (``runconfig.with_defaults``)."""
+    from analysis.report import report as make
+    from continual import runconfig, runfolder
+    return make(paths, *args, in_use=runfolder.in_use, resolve=runconfig.with_defaults, **kw)
 
 
 def load_script(folder: str, name: str):

@@ -1,5 +1,5 @@
-"""The supervised report (accuracy matrices): computation (``supervised_report``, a plain
-dict) and its text table (``format_supervised``), each usable alone.
+"""The supervised report (accuracy matrices) as a plain dict: ``supervised_report`` (its
+text table is ``text.format_supervised``).
 
 Per run: average accuracy, plasticity P and stability S (eq. 15-16, the fine-tuning run as
 A*), backward transfer, forgetting (Mammoth's, ``metrics.forgetting``) and forward transfer
@@ -7,7 +7,7 @@ A*), backward transfer, forgetting (Mammoth's, ``metrics.forgetting``) and forwa
 before its training minus a random-init model's, here chance level 1/classes),
 regularisation memory relative to EWC (Figure 6: regularisation state, which includes the
 stored model, plus the model being trained), time per task. Runs are pooled into groups
-(``metrics.group_runs``: a method and its hyperparameters, seeds pooled, different
+(``grouping.group_runs``: a method and its hyperparameters, seeds pooled, different
 hyperparameters never): per group the mean and std over its seeds ("summary", keyed by the
 group's label) and, in "groups", average accuracy, P, S, BWT, forgetting and forward transfer
 with percentile-bootstrap 95% CIs over its seeds; "lam_sweeps": Figure 5 over lam.
@@ -18,16 +18,11 @@ from collections import defaultdict
 
 import numpy as np
 
-from . import metrics
+from . import bootstrap, grouping, metrics
 
-# summary key -> column heading of the table
-COLUMNS = [("average_accuracy", "avg acc"), ("plasticity", "P"), ("stability", "S"),
-           ("bwt", "BWT"), ("relative_memory", "mem/EWC"),
-           ("time_relative_to_finetune", "time/FT")]
 # the metrics that average over seeds with a bootstrap CI in "groups" (and "*_ci95" in summary)
-CELL = 26                     # a "mean [lo, hi]" cell of the table
 CI_METRICS = ("average_accuracy", "plasticity", "stability", "bwt")
-CI_NOTE = (f"95% percentile bootstrap over the group's seeds, {metrics.BOOTSTRAP_RESAMPLES} "
+CI_NOTE = (f"95% percentile bootstrap over the group's seeds, {bootstrap.BOOTSTRAP_RESAMPLES} "
            f"resamples, np.random.default_rng(0); null with one run (n = 1: no interval)")
 
 
@@ -114,8 +109,8 @@ def supervised_report(runs: list[dict]) -> dict:
     ft_runs = [r for r in runs if r["_method"] == "finetune"]
     ewc_mem = [r["regularizer_memory_bytes"] + r.get("model_bytes", 0)
                for r in runs if r["_method"].startswith("ewc")]
-    grouping = metrics.group_runs([(r["_method"], r["_config"]) for r in runs])
-    label = {i: g["label"] for g in grouping for i in g["members"]}
+    grouped = grouping.group_runs([(r["_method"], r["_config"]) for r in runs])
+    label = {i: g["label"] for g in grouped for i in g["members"]}
     per_run = []
     for i, r in enumerate(runs):
         A = r["accuracy_matrix"]
@@ -142,31 +137,31 @@ def supervised_report(runs: list[dict]) -> dict:
            "varied": g["varied"], "runs": [per_run[i]["run"] for i in g["members"]],
            "complete_runs": [per_run[i]["run"] for i in g["members"]
                              if per_run[i]["average_accuracy"] is not None],
-           **group_metrics([per_run[i] for i in g["members"]])} for g in grouping]
+           **group_metrics([per_run[i] for i in g["members"]])} for g in grouped]
     sm = summary(per_run)
     for g in gs:
         for k in CI_METRICS:
             sm[g["label"]][k + "_ci95"] = g[k]["ci95"]
     return {"tasks": tasks, "runs": per_run, "groups": gs, "confidence_intervals": CI_NOTE,
-            "forward_transfer_reference": FWT_REFERENCE, "lam_sweeps": metrics.lam_sweeps(gs),
+            "forward_transfer_reference": FWT_REFERENCE, "lam_sweeps": grouping.lam_sweeps(gs),
             "summary": sm}
 
 
-def group_metrics(prs: list[dict], n_resamples: int = metrics.BOOTSTRAP_RESAMPLES) -> dict:
+def group_metrics(prs: list[dict], n_resamples: int = bootstrap.BOOTSTRAP_RESAMPLES) -> dict:
     """One group's average accuracy, P (eq. 15), S (eq. 16) and BWT over its complete runs
     (seeds), each {"mean", "ci95": percentile bootstrap [lo, hi] of the mean, None with one
     run, "n"}, its average-accuracy curve (Figure 3) per tasks learned, likewise, and its
     "forgetting" and "forward_transfer": {"mean", "per_task"} of such estimates."""
-    out = {k: metrics.mean_ci([p[k] for p in prs], n_resamples) for k in CI_METRICS}
+    out = {k: bootstrap.mean_ci([p[k] for p in prs], n_resamples) for k in CI_METRICS}
     T = max((len(p["average_accuracy_curve"]) for p in prs), default=0)
     n_tasks = len(prs[0]["forward_transfer"]["per_task"])
     for k, n in (("forgetting", n_tasks - 1), ("forward_transfer", n_tasks)):
         lists = [p[k]["per_task"] for p in prs]
-        out[k] = {"mean": metrics.mean_ci([p[k]["mean"] for p in prs], n_resamples),
-                  "per_task": [metrics.mean_ci([x[j] for x in lists if x is not None],
+        out[k] = {"mean": bootstrap.mean_ci([p[k]["mean"] for p in prs], n_resamples),
+                  "per_task": [bootstrap.mean_ci([x[j] for x in lists if x is not None],
                                                n_resamples) for j in range(n)]}
     out["average_accuracy_curve"] = [
-        metrics.mean_ci([p["average_accuracy_curve"][i] for p in prs
+        bootstrap.mean_ci([p["average_accuracy_curve"][i] for p in prs
                          if len(p["average_accuracy_curve"]) > i], n_resamples)
         for i in range(T)]
     return out
@@ -190,60 +185,3 @@ def summary(per_run: list[dict]) -> dict:
             out[m]["time_relative_to_finetune"] = out[m]["seconds_per_task"] / ft_time
     return out
 
-
-def format_supervised(rep: dict) -> str:
-    """The text table of a report ``supervised_report`` made: one row per group (method and
-    hyperparameters; its label); "k/n" where only k of its n runs are complete. Where the
-    summary has the groups' intervals (``*_ci95``), avg acc, P, S and BWT show "mean [lo, hi]"
-    ("mean [-]" with one run: no interval); otherwise, and for memory and time, mean +- std
-    over the runs where there are several."""
-    w = max([20] + [len(m) + 2 for m in rep["summary"]])
-    with_ci = any(k + "_ci95" in sm for sm in rep["summary"].values() for k in CI_METRICS)
-    width = {k: (CELL if with_ci and k in CI_METRICS else 16) for k, _ in COLUMNS}
-    head = f"{'group':<{w}}{'runs':>5}" + "".join(
-        f"{(c + ' [95% CI]' if width[k] == CELL else c):>{width[k]}}" for k, c in COLUMNS)
-    lines = [head, "-" * len(head)]
-    for m, sm in rep["summary"].items():
-        cells = []
-        for k, _ in COLUMNS:
-            v, sd = sm.get(k), sm.get(k + "_std")
-            if width[k] == CELL:
-                cells.append(f"{metrics.interval_text(v, sm.get(k + '_ci95')):>{CELL}}")
-                continue
-            cells.append(f"{'-':>16}" if v is None else
-                         (f"{v:>9.3f} ± {sd:.3f}" if sd is not None and sm["runs"] > 1
-                          else f"{v:>16.3f}"))
-        n = f"{sm['complete']}/{sm['runs']}" if sm["complete"] < sm["runs"] else sm["runs"]
-        lines.append(f"{m:<{w}}{n:>5}" + "".join(cells))
-    if any(sm["complete"] < sm["runs"] for sm in rep["summary"].values()):
-        lines.append("(k/n: only k of the group's n runs have finished every task; the means "
-                     "are over those)")
-    if with_ci:
-        lines.append(f"(groups: runs of one method and hyperparameters, seeds pooled; [lo, hi]: "
-                     f"{rep.get('confidence_intervals', CI_NOTE)}; [-]: one run, no interval)")
-    if rep.get("groups") and "forgetting" in rep["groups"][0]:
-        lines += [""] + _forgetting_transfer_lines(rep)
-    return "\n".join(lines)
-
-
-def _forgetting_transfer_lines(rep: dict) -> list[str]:
-    """Per group: forgetting and forward transfer [95% CI] over its seeds, with their
-    definitions and why forward transfer is missing where it is."""
-    gs = rep["groups"]
-    w = max([20] + [len(g["label"]) + 2 for g in gs])
-    lines = ["forgetting (Mammoth: mean over tasks but the last of max_{i>=j} A[i][j] - "
-             "A[T-1][j]; Avalanche's A[j][j] - A[T-1][j] is -BWT) and forward transfer "
-             "(Mammoth, Avalanche: mean over j >= 1 of A[j-1][j] - the random-init model's "
-             "accuracy on task j)",
-             f"  FWT reference: {rep.get('forward_transfer_reference', FWT_REFERENCE)}"]
-    head = f"{'group':<{w}}{'runs':>5}{'forgetting [95% CI]':>{CELL}}{'FWT [95% CI]':>{CELL}}"
-    lines += [head, "-" * len(head)]
-    for g in gs:
-        f, t = g["forgetting"]["mean"], g["forward_transfer"]["mean"]
-        lines.append(f"{g['label']:<{w}}{len(g['runs']):>5}"
-                     f"{metrics.interval_text(f['mean'], f['ci95']):>{CELL}}"
-                     f"{metrics.interval_text(t['mean'], t['ci95']):>{CELL}}")
-    why = {r["forward_transfer"]["why_missing"] for r in rep["runs"]} - {None}
-    if why:
-        lines.append("  no FWT: " + "; ".join(sorted(why)))
-    return lines

@@ -1,5 +1,5 @@
-"""The RL report (reward matrices): computation (``rl_report``, a plain dict) and its text
-table (``format_rl``), each usable alone.
+"""The RL report (reward matrices) as a plain dict: ``rl_report`` (its text table is
+``text.format_rl``).
 
 Figure 7's normalised accumulated reward -- each task's evaluation score divided by the
 maximum score the fine-tuning run reached on that task (over its whole evaluation history;
@@ -18,7 +18,7 @@ runs from scratch, or fine-tuning's where none is given); and the training games
 (TensorBoard ``train/episode_return``, weighted by ``train/episodes``) per window of
 environment steps of each task: the learning curves.
 
-Runs are pooled into groups (``metrics.group_runs``: a method and its hyperparameters; seeds
+Runs are pooled into groups (``grouping.group_runs``: a method and its hyperparameters; seeds
 pooled, different hyperparameters never): per group, the aggregate over games and seeds as
 rliable computes it (Agarwal et al., NeurIPS 2021) -- the IQM and the mean of the normalised
 scores of all complete runs x games, with stratified bootstrap 95% CIs -- and Figure 7, S, P,
@@ -34,7 +34,7 @@ import numpy as np
 
 from envs import streams
 
-from . import metrics
+from . import bootstrap, grouping, metrics
 from .tensorboard_events import training_returns
 
 TRAINING_WINDOW = 200_000      # env steps per window of the training-score table
@@ -46,7 +46,7 @@ CAPACITY_KEYS = ("g0_start", "g0_end", "g0_used", "important_moved", "drift", "f
 # score key of the evaluations -> its reward matrix, its Figure 7 keys in the report
 VARIANTS = {"score": ("reward_matrix", ""), "score_sampled": ("reward_matrix_sampled", "_sampled")}
 
-CI_NOTE = (f"95% percentile bootstrap, {metrics.BOOTSTRAP_RESAMPLES} resamples, "
+CI_NOTE = (f"95% percentile bootstrap, {bootstrap.BOOTSTRAP_RESAMPLES} resamples, "
            f"np.random.default_rng(0); IQM and mean of normalised scores: stratified (runs "
            f"resampled with replacement within each game, independently per game; rliable's); "
            f"the other metrics: over the group's seeds; null with one run (n = 1: no interval)")
@@ -324,33 +324,33 @@ def aggregate_games(tasks: list[str], ref: list[float]) -> tuple[list[int], dict
 
 
 def _per_task_ci(lists, n: int, n_resamples: int) -> list[dict]:
-    """Per task, ``metrics.mean_ci`` over the runs' values (lists of None where a run has
+    """Per task, ``bootstrap.mean_ci`` over the runs' values (lists of None where a run has
     none)."""
-    return [metrics.mean_ci([x[j] for x in lists if x is not None and len(x) > j],
+    return [bootstrap.mean_ci([x[j] for x in lists if x is not None and len(x) > j],
                             n_resamples) for j in range(n)]
 
 
 def _normalised_aggregate(done: list[dict], matrix: str, games: list[tuple[int, str]],
                           n_resamples: int) -> dict:
     """rliable's aggregate of one normalisation's final scores: {"games", "iqm", "mean"
-    (``metrics.aggregate_scores`` over complete runs x ``games``), "scores", "per_game"
-    (``metrics.mean_ci`` over the runs per game)}."""
+    (``bootstrap.aggregate_scores`` over complete runs x ``games``), "scores", "per_game"
+    (``bootstrap.mean_ci`` over the runs per game)}."""
     scores = [[rr[matrix][-1][j] for j, _ in games] for rr in done]
-    agg = metrics.aggregate_scores(scores if games else np.zeros((len(done), 0)), n_resamples)
+    agg = bootstrap.aggregate_scores(scores if games else np.zeros((len(done), 0)), n_resamples)
     return {"games": [g for _, g in games], "iqm": agg["iqm"], "mean": agg["mean"],
             "scores": scores,
-            "per_game": [metrics.mean_ci([s[k] for s in scores], n_resamples)
+            "per_game": [bootstrap.mean_ci([s[k] for s in scores], n_resamples)
                          for k in range(len(games))]}
 
 
 def group_metrics(rows: list[dict], refs: dict, keeps: dict, n_tasks: int,
                   norm_games: dict | None = None,
-                  n_resamples: int = metrics.BOOTSTRAP_RESAMPLES) -> dict:
+                  n_resamples: int = bootstrap.BOOTSTRAP_RESAMPLES) -> dict:
     """One group's estimates. ``rows``: its runs as in the report; ``refs`` / ``keeps``: per
     evaluation kind ("score", "score_sampled"), fine-tuning's best score per game and the
     games in the aggregate; ``norm_games``: per (kind, "human" or "random") the games
     [(index, name)] with that normalised score. For greedy and, where its runs have them,
-    sampled evaluations: "iqm" and "mean_normalised_score" (``metrics.aggregate_scores`` over
+    sampled evaluations: "iqm" and "mean_normalised_score" (``bootstrap.aggregate_scores`` over
     its complete runs x kept games), those "normalised_scores" (complete runs x kept games)
     and "normalised_scores_per_game" (their mean over seeds per kept game); Figure 7 after
     each task, S and P, each {"mean", "ci95", "n"} over its seeds; "human_normalised" and
@@ -364,19 +364,19 @@ def group_metrics(rows: list[dict], refs: dict, keeps: dict, n_tasks: int,
         ref, keep = refs[key], keeps[key]
         done = [rr for rr in rows if len(rr[matrix]) == n_tasks]
         scores = [[rr[matrix][-1][j] / ref[j] for j in keep] for rr in done]
-        agg = metrics.aggregate_scores(scores if keep else np.zeros((len(done), 0)),
+        agg = bootstrap.aggregate_scores(scores if keep else np.zeros((len(done), 0)),
                                        n_resamples)
         out[f"iqm{suffix}"] = agg["iqm"]
         out[f"mean_normalised_score{suffix}"] = agg["mean"]
         out[f"normalised_scores{suffix}"] = scores
         out[f"normalised_scores_per_game{suffix}"] = [
-            metrics.mean_ci([s[k] for s in scores], n_resamples) for k in range(len(keep))]
+            bootstrap.mean_ci([s[k] for s in scores], n_resamples) for k in range(len(keep))]
         nar = f"normalised_accumulated_reward{suffix}"
-        out[nar] = [metrics.mean_ci([rr[nar][i] for rr in rows if len(rr[nar]) > i],
+        out[nar] = [bootstrap.mean_ci([rr[nar][i] for rr in rows if len(rr[nar]) > i],
                                     n_resamples)
                     for i in range(n_tasks) if any(len(rr[nar]) > i for rr in rows)]
         for m in ("stability", "plasticity"):
-            out[f"{m}{suffix}"] = metrics.mean_ci([rr[f"{m}{suffix}"] for rr in rows],
+            out[f"{m}{suffix}"] = bootstrap.mean_ci([rr[f"{m}{suffix}"] for rr in rows],
                                                   n_resamples)
         for kind in ("human", "random"):
             out[f"{kind}_normalised{suffix}"] = _normalised_aggregate(
@@ -384,15 +384,15 @@ def group_metrics(rows: list[dict], refs: dict, keeps: dict, n_tasks: int,
                 (norm_games or {}).get((key, kind), []), n_resamples)
         fg = [rr[f"forgetting{suffix}"] for rr in rows]
         out[f"forgetting{suffix}"] = {
-            "mean": metrics.mean_ci([f["mean"] for f in fg], n_resamples),
+            "mean": bootstrap.mean_ci([f["mean"] for f in fg], n_resamples),
             "per_task": _per_task_ci([f["per_task"] for f in fg], n_tasks - 1, n_resamples),
-            **{part: {"mean": metrics.mean_ci([f[part]["mean"] for f in fg], n_resamples),
+            **{part: {"mean": bootstrap.mean_ci([f[part]["mean"] for f in fg], n_resamples),
                       "per_task": _per_task_ci([f[part]["per_task"] for f in fg],
                                                n_tasks - 1, n_resamples)}
                for part in ("normalised", "human_normalised")}}
         ft = [rr[f"forward_transfer{suffix}"] for rr in rows]
         out[f"forward_transfer{suffix}"] = {
-            "mean": metrics.mean_ci([f["mean"] for f in ft], n_resamples),
+            "mean": bootstrap.mean_ci([f["mean"] for f in ft], n_resamples),
             "per_task": _per_task_ci([f["per_task"] for f in ft], n_tasks, n_resamples)}
     return out
 
@@ -412,14 +412,14 @@ def normalised_games(tasks: list[str], scores: dict, refs: dict) -> dict:
 
 def groups(runs: list[dict], rep_runs: list[dict], refs: dict, tasks: list[str],
            norm_games: dict | None = None,
-           n_resamples: int = metrics.BOOTSTRAP_RESAMPLES) -> list[dict]:
+           n_resamples: int = bootstrap.BOOTSTRAP_RESAMPLES) -> list[dict]:
     """The report's groups: {"method", "label", "hyperparameters", "varied", "runs" (paths),
     "complete_runs" (those with a full greedy reward matrix: the ones in the aggregate),
     ...``group_metrics``}. ``runs`` as ``report.load_runs`` gives them, ``rep_runs`` the
     report's per-run entries in the same order (their "group", the label, is set here)."""
     keeps = {key: aggregate_games(tasks, refs[key])[0] for key in VARIANTS}
     out = []
-    for g in metrics.group_runs([(r["_method"], r["_config"]) for r in runs]):
+    for g in grouping.group_runs([(r["_method"], r["_config"]) for r in runs]):
         rows = [rep_runs[i] for i in g["members"]]
         for rr in rows:
             rr["group"] = g["label"]
@@ -494,7 +494,7 @@ def rl_report(runs: list[dict], window: int = TRAINING_WINDOW,
         rep["runs"].append(rr)
     rep["training_window"] = window
     rep["groups"] = groups(runs, rep["runs"], refs, tasks, normalised_games(tasks, scores, refs))
-    rep["lam_sweeps"] = metrics.lam_sweeps(rep["groups"])     # Figure 5 of a lam sweep
+    rep["lam_sweeps"] = grouping.lam_sweeps(rep["groups"])     # Figure 5 of a lam sweep
     for key, (matrix, suffix) in VARIANTS.items():
         if suffix and not any(rr[matrix] for rr in rep["runs"]):
             continue
@@ -513,254 +513,3 @@ def nonpositive_references(rep: dict) -> list[str]:
     return [t for t, v in zip(rep["tasks"], rep["finetune_max_reward"])
             if v is not None and v <= 0]
 
-
-# --- the text table --------------------------------------------------------------------------
-def _group(rr: dict) -> str:
-    return rr.get("group", rr["method"])
-
-
-def _width(rep: dict) -> int:
-    """The group column: 12 wide, wider for long group labels."""
-    return max([12] + [len(_group(rr)) + 1 for rr in rep["runs"]])
-
-
-CELL = 26
-
-
-def _groups_table(rep: dict, suffix: str, what: str) -> list[str]:
-    """One row per group: runs (k/n where only k are complete), IQM and mean of the
-    normalised scores, Figure 7 after the last task, S and P, each "mean [lo, hi]"."""
-    gs = rep["groups"]
-    w = max([20] + [len(g["label"]) + 2 for g in gs])
-    games = ", ".join(rep.get(f"aggregate_games{suffix}", [])) or "none"
-    lines = [f"groups ({what}): runs grouped by method and hyperparameters (all of "
-             f"config.json but the seed and the machine part), seeds pooled",
-             f"IQM and mean: of the normalised scores (final score / fine-tuning's best score "
-             f"on the game) of complete runs x games: {games}"]
-    left = rep.get(f"aggregate_left_out{suffix}") or {}
-    if left:
-        lines.append("left out of IQM and mean: " + "; ".join(f"{t} ({why})"
-                                                                for t, why in left.items()))
-    cols = [("iqm", "IQM"), ("mean_normalised_score", "mean"),
-            ("normalised_accumulated_reward", "Fig. 7 final"), ("stability", "S"),
-            ("plasticity", "P")]
-    head = f"{'group':<{w}}{'runs':>6}" + "".join(f"{c + ' [95% CI]':>{CELL}}" for _, c in cols)
-    lines += [head, "-" * len(head)]
-    T = len(rep["tasks"])
-    for g in gs:
-        cells = []
-        for key, _ in cols:
-            v = g.get(key + suffix)
-            if key == "normalised_accumulated_reward":
-                v = v[T - 1] if v and len(v) == T else None
-            est = None if v is None else v.get("iqm", v.get("mean"))
-            cells.append(f"{metrics.interval_text(est, None if v is None else v['ci95']):>{CELL}}")
-        n, k = len(g["runs"]), len(g["complete_runs"])
-        lines.append(f"{g['label']:<{w}}{(f'{k}/{n}' if k < n else str(n)):>6}" + "".join(cells))
-    lines.append(f"[lo, hi]: {rep.get('confidence_intervals', CI_NOTE)}; [-]: one run, no "
-                 f"interval; k/n: only k of the group's n runs have finished every task (IQM, "
-                 f"mean, Fig. 7 final, S and P are over those)")
-    return lines
-
-
-def _nar_table(rep: dict, suffix: str, what: str) -> list[str]:
-    tasks = rep["tasks"]
-    w = _width(rep)
-    ref = ", ".join(f"{t} {m:.4g}" for t, m in zip(tasks, rep[f"finetune_max_reward{suffix}"])
-                    if m is not None)
-    rule = (rep.get("figure7_reference") or {}).get("rule", reference_rule(REFERENCE_WINDOW))
-    lines = [f"normalised accumulated reward after each task ({what}; reference: {rule} per "
-             f"task = {ref or 'none yet'})"]
-    head = f"{'run':<28}{'method':<{w}}" + "".join(f"{t[:11]:>12}" for t in tasks)
-    lines += [head, "-" * len(head)]
-    for rr in rep["runs"]:
-        lines.append(f"{rr['label'][:27]:<28}{_group(rr):<{w}}" + "".join(
-            f"{v:>12.3f}" for v in rr[f"normalised_accumulated_reward{suffix}"]))
-    for group, sm in rep["summary"].items():
-        if max(sm["n"], default=0) > 1:
-            mean, std = sm[f"normalised_accumulated_reward{suffix}"], \
-                sm[f"normalised_accumulated_reward{suffix}_std"]
-            lines.append(f"{'mean +- std (seeds)':<28}{group:<{w}}" + "".join(
-                f"{f'{m:.2f}+-{d:.2f}':>12}" for m, d in zip(mean, std)))
-    left = rep.get(f"figure7_left_out{suffix}") or {}
-    if left:
-        lines.append("left out of the sum (no ratio to a non-positive reference; see its "
-                     "random-normalised score): " + "; ".join(f"{t} ({why})"
-                                                              for t, why in left.items()))
-    return lines
-
-
-def _cells(values, fmt: str = ".3f", width: int = 12) -> str:
-    return "".join(f"{'-':>{width}}" if v is None or not np.isfinite(v) else
-                   f"{v:>{width}{fmt}}" for v in values)
-
-
-def _normalised_scores_table(rep: dict, suffix: str, what: str) -> list[str]:
-    """Per group: the human- and random-normalised final scores of its complete runs, IQM and
-    mean [95% CI] over runs x games, and the mean over seeds per game."""
-    sc = rep.get("reference_scores") or {}
-    lines = [f"normalised scores per game ({what}; final reward-matrix row of the complete "
-             f"runs, mean over seeds per game):"]
-    if not sc.get("random"):
-        return lines + [f"  {sc.get('note') or 'no published random or human scores'}"]
-    lines.append(f"  random and human scores: {sc['source']}"
-                 + (f"; {sc['note']}" if sc.get("note") else ""))
-    if sc.get("constant"):
-        lines.append("  best constant action's score (a game it plays as well as a trained "
-                     "policy measures no capacity): "
-                     + ", ".join(f"{t} {v:g}" for t, v in sc["constant"].items()))
-    w = max([20] + [len(g["label"]) + 2 for g in rep["groups"]])
-    for kind, formula in (("human", "(score - random) / (human - random)"),
-                          ("random", "(score - random) / (fine-tuning's best - random)")):
-        games = next((g[f"{kind}_normalised{suffix}"]["games"] for g in rep["groups"]
-                      if f"{kind}_normalised{suffix}" in g), [])
-        lines.append(f"{kind}-normalised {formula}" + ("" if games else ": no game has one"))
-        if not games:
-            continue
-        head = f"{'group':<{w}}{'runs':>6}{'IQM [95% CI]':>{CELL}}{'mean [95% CI]':>{CELL}}" + \
-            "".join(f"{t[:11]:>12}" for t in games)
-        lines += [head, "-" * len(head)]
-        for g in rep["groups"]:
-            a = g.get(f"{kind}_normalised{suffix}")
-            if a is None:           # a group with no evaluation of this kind yet
-                lines.append(f"{g['label']:<{w}}{0:>6}")
-                continue
-            lines.append(f"{g['label']:<{w}}{len(a['scores']):>6}"
-                         f"{metrics.interval_text(a['iqm']['iqm'], a['iqm']['ci95']):>{CELL}}"
-                         f"{metrics.interval_text(a['mean']['mean'], a['mean']['ci95']):>{CELL}}"
-                         + _cells([e["mean"] for e in a["per_game"]]))
-    return lines
-
-
-def _forgetting_transfer_table(rep: dict, suffix: str, what: str) -> list[str]:
-    """Per group: mean forgetting (raw, normalised) and forward transfer [95% CI] over its
-    seeds; per run: forgetting and forward transfer per game."""
-    tasks = rep["tasks"]
-    refs = rep.get("forward_transfer_reference") or {}
-    kinds = set(refs.values())
-    ref_text = next(iter(kinds)) if len(kinds) == 1 else \
-        "; ".join(f"{t}: {v}" for t, v in refs.items())
-    lines = [f"forgetting and forward transfer ({what}):",
-             "  forgetting of task j = its best score after it was learned minus its final "
-             "one, max_{i>=j} R[i][j] - R[T-1][j], tasks but the last; normalised: over "
-             "Figure 7's reference of the game",
-             "  forward transfer FT_j = (AUC_j - AUC_ref_j) / (1 - AUC_ref_j) (Continual World) "
-             "of the evaluation curve during task j's own training, scores scaled to [0, 1] "
-             "by the lowest and highest of the compared curves",
-             f"  reference of FT: {ref_text or 'none'}"]
-    w = max([20] + [len(g["label"]) + 2 for g in rep["groups"]])
-    # the mean of raw forgetting would add up games of other scales: per game below only
-    head = f"{'group':<{w}}{'runs':>6}" + "".join(
-        f"{c:>{CELL + 2}}" for c in ("forgetting, normalised [CI]",
-                                     "forgetting, human-norm. [CI]", "FT [95% CI]"))
-    lines += [head, "-" * len(head)]
-    for g in rep["groups"]:
-        if f"forgetting{suffix}" not in g:       # a group with no evaluation of this kind yet
-            lines.append(f"{g['label']:<{w}}{0:>6}")
-            continue
-        f, ft = g[f"forgetting{suffix}"], g[f"forward_transfer{suffix}"]
-        lines.append(f"{g['label']:<{w}}{len(g['runs']):>6}" + "".join(
-            f"{metrics.interval_text(e['mean'], e['ci95']):>{CELL + 2}}"
-            for e in (f["normalised"]["mean"], f["human_normalised"]["mean"], ft["mean"])))
-    lines.append(f"{'run':<28}{'':<6}" + "".join(f"{t[:11]:>12}" for t in tasks))
-    for rr in rep["runs"]:
-        f, ft = rr[f"forgetting{suffix}"], rr[f"forward_transfer{suffix}"]
-        if f["per_task"] is not None:
-            lines.append(f"{rr['label'][:27]:<28}{'forg.':<6}"
-                         + _cells(f["per_task"] + [None], ".4g"))
-            lines.append(f"{'':<28}{'norm.':<6}" + _cells(f["normalised"]["per_task"] + [None]))
-        lines.append(f"{rr['label'][:27] if f['per_task'] is None else '':<28}{'FT':<6}"
-                     + _cells(ft["per_task"]))
-    why = {t: w for rr in rep["runs"] for t, w in rr[f"forward_transfer{suffix}"][
-        "why_missing"].items() if w != "the run has not finished this task"}
-    if why:
-        lines.append("  no FT: " + "; ".join(f"{t}: {w}" for t, w in why.items()))
-    return lines
-
-
-def _stability_plasticity_table(rep: dict) -> list[str]:
-    fmt = lambda v: f"{v:>10.3f}" if v is not None else f"{'-':>10}"
-    w = _width(rep)
-    lines = ["\nstability S and plasticity P of the finished runs (eq. 16 and 15 on the "
-             "raw-score reward matrices; P's reference: fine-tuning's task-end scores):",
-             f"{'run':<28}{'method':<{w}}{'S greedy':>10}{'P greedy':>10}"
-             f"{'S sampled':>10}{'P sampled':>10}"]
-    for rr in rep["runs"]:
-        lines.append(f"{rr['label'][:27]:<28}{_group(rr):<{w}}" + "".join(
-            fmt(rr.get(k)) for k in ("stability", "plasticity", "stability_sampled",
-                                     "plasticity_sampled")))
-    return lines
-
-
-def _progress_lines(rep: dict) -> list[str]:
-    lines = ["\nprogress and last evaluation (greedy / sampled raw scores, tasks seen so far):"]
-    for rr in rep["runs"]:
-        line = f"  {rr['label'][:27]:<28}{rr['progress']}"
-        if rr["eval_curve"]:
-            c, v = rr["eval_curve"][-1], rr["normalised_accumulated_reward_curve"][-1]["value"]
-            g = " ".join(f"{x:.0f}" for x in c.get("score", []))
-            smp = " ".join(f"{x:.0f}" for x in c.get("score_sampled", []))
-            line += f"; at step {c['step']:,}: {g}" + (f" / {smp}" if smp else "") + (
-                f" (normalised accumulated {v:.3f})" if v is not None and np.isfinite(v) else
-                " (normalised accumulated: n/a until fine-tuning has a positive score on "
-                "every game seen)")
-        lines.append(line)
-    return lines
-
-
-def _training_window_lines(rep: dict) -> list[str]:
-    lines = [f"\ntraining games: mean raw score per {rep['training_window']:,} env steps of each "
-             f"task (games that ended in the window; the last window may be partial):"]
-    for rr in rep["runs"]:
-        for i, name in enumerate(rep["tasks"]):
-            ws = [w for w in rr["training_windows"] if w["task"] == i]
-            if ws:
-                vals = ", ".join("-" if w["mean_return"] is None else
-                                 f"{w['mean_return']:.0f}" for w in ws)
-                lines.append(f"  {rr['label'][:27]:<28}{name:<14}{vals}")
-    return lines
-
-
-def _reward_matrix_lines(rep: dict) -> list[str]:
-    lines = []
-    for rr in rep["runs"]:
-        for matrix, what in (("reward_matrix", "greedy"), ("reward_matrix_sampled", "sampled")):
-            if matrix == "reward_matrix_sampled" and not rr[matrix]:
-                continue
-            lines.append(f"\n{rr['label']} ({_group(rr)}) reward matrix ({what}, raw score):")
-            for i, row in enumerate(rr[matrix]):
-                lines.append(f"  after {rep['tasks'][i]:<14}" + "".join(f"{v:>10.1f}" for v in row))
-            if not rr[matrix]:
-                lines.append("  (no task finished yet)")
-    return lines
-
-
-def format_rl(rep: dict) -> str:
-    """The text table of a report ``rl_report`` made: the groups with their estimates and 95%
-    CIs (greedy, then sampled where there is any; where the report has groups), Figure 7 after
-    each task per run (greedy, then sampled) with the games its sum leaves out, the human- and
-    random-normalised scores and forgetting and forward transfer per group and game, S and P
-    where any run has them, each run's progress and last evaluation, the training-score
-    windows, and the reward matrices."""
-    lines = []
-    if rep.get("groups"):
-        lines += _groups_table(rep, "", "greedy actions: the paper's protocol")
-        if any(rr["reward_matrix_sampled"] for rr in rep["runs"]):
-            lines += [""] + _groups_table(rep, "_sampled", "sampled actions")
-        lines.append("")
-    lines += _nar_table(rep, "", "Figure 7, greedy actions: the paper's protocol")
-    if any(rr["reward_matrix_sampled"] for rr in rep["runs"]):
-        lines += [""] + _nar_table(rep, "_sampled", "sampled actions")
-    if rep.get("groups") and "reference_scores" in rep:
-        for suffix, what in (("", "greedy"), ("_sampled", "sampled")):
-            if suffix and not any(rr["reward_matrix_sampled"] for rr in rep["runs"]):
-                continue
-            lines += [""] + _normalised_scores_table(rep, suffix, what)
-            lines += [""] + _forgetting_transfer_table(rep, suffix, what)
-    if any(rr["stability"] is not None or rr["plasticity"] is not None for rr in rep["runs"]):
-        lines += _stability_plasticity_table(rep)
-    lines += _progress_lines(rep)
-    if any(rr["training_windows"] for rr in rep["runs"]):
-        lines += _training_window_lines(rep)
-    lines += _reward_matrix_lines(rep)
-    return "\n".join(lines)

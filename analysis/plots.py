@@ -15,7 +15,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
-from . import metrics  # noqa: E402
+from . import bootstrap, metrics  # noqa: E402
 
 
 def _save(fig, ax, path: Path, dpi: int = 130) -> None:
@@ -161,7 +161,7 @@ def _by_step(runs: list[list[tuple[int, float]]]) -> tuple[list[int], list[dict]
     and 95% bootstrap CI over the runs that have it."""
     steps = sorted({s for pts in runs for s, _ in pts})
     at = [dict(pts) for pts in runs]
-    return steps, [metrics.mean_ci([a[s] for a in at if s in a]) for s in steps]
+    return steps, [bootstrap.mean_ci([a[s] for a in at if s in a]) for s in steps]
 
 
 def plot_group_scores_per_game(rep: dict, out: Path) -> None:
@@ -256,7 +256,7 @@ def plot_training_scores(rep: dict, out: Path, smooth: int = 25) -> None:
 
 
 def _err(estimates: list[dict], key: str = "mean") -> tuple[np.ndarray, np.ndarray]:
-    """Points and their error-bar lengths (2 x n: below, above) from ``metrics.mean_ci`` /
+    """Points and their error-bar lengths (2 x n: below, above) from ``bootstrap.mean_ci`` /
     ``aggregate_scores`` dicts; NaN points where there is no estimate, 0 where no interval."""
     m = np.array([np.nan if e is None or e.get(key) is None else e[key] for e in estimates],
                  dtype=float)
@@ -321,7 +321,7 @@ def plot_group_normalised_accumulated_reward(rep: dict, out: Path) -> None:
 
 def _group_bars(ax, gs: list[dict], estimates, names: list[str]) -> bool:
     """One bar per group and name (game, task): the group's mean over seeds with its 95% CI
-    bar (``estimates(group)``: ``metrics.mean_ci`` dicts, one per name); False if no group has
+    bar (``estimates(group)``: ``bootstrap.mean_ci`` dicts, one per name); False if no group has
     any estimate."""
     width = 0.8 / max(len(gs), 1)
     x = np.arange(len(names))
@@ -447,7 +447,7 @@ def plot_capacity(rep: dict, out: Path) -> None:
             for ax, (key, title) in zip(axes, panels):
                 rows = [series(p, key, layer) for p in prs]
                 n = max(map(len, rows), default=0)
-                ests = [metrics.mean_ci([r[t] for r in rows if len(r) > t and r[t] is not None])
+                ests = [bootstrap.mean_ci([r[t] for r in rows if len(r) > t and r[t] is not None])
                         if any(len(r) > t and r[t] is not None for r in rows) else None
                         for t in range(n)]
                 mean, err = _err(ests)
@@ -517,7 +517,7 @@ def plot_sparsity_capacity(rep: dict, out: Path) -> None:
                                       ("used_capacity", "s", "--", "used capacity")):
             # runs still training have fewer tasks: per task, the runs that reached it
             rows = [p[key] or [] for p in prs]
-            ests = [metrics.mean_ci([r[t] for r in rows if len(r) > t])
+            ests = [bootstrap.mean_ci([r[t] for r in rows if len(r) > t])
                     for t in range(max(map(len, rows)))]
             mean, err = _err(ests)
             ax.errorbar(np.arange(1, len(mean) + 1), mean, yerr=err, marker=marker, ls=ls,
@@ -558,7 +558,7 @@ def plot_plasticity_stability(rep: dict, out: Path) -> None:
 
 def plot_lam_sweep(rep: dict, out: Path) -> None:
     """Figure 5 over a lam sweep: for each method with more than one lam among the groups
-    (``metrics.lam_sweeps``), one point per group (lam) at its mean P (x, eq. 15) and
+    (``grouping.lam_sweeps``), one point per group (lam) at its mean P (x, eq. 15) and
     S (y, eq. 16) over seeds with 95% CI bars, joined in lam order; a star marks the best lam
     (highest P + S). Nothing is written without a sweep."""
     sweeps = rep.get("lam_sweeps") or {}
