@@ -157,8 +157,8 @@ def _write_json(path: Path, obj) -> None:
         tmp.unlink(missing_ok=True)
         if e.errno in (errno.ENOSPC, errno.EDQUOT):
             raise ReportError(f"no space left on the device to write {path}: free space, then "
-                              f"continue the run with --resume (the earlier checkpoints and "
-                              f"results are intact)") from None
+                              f"run the same report again (the runs it reads are untouched)"
+                              ) from None
         raise
 
 

@@ -4,6 +4,7 @@ earlier, and the resume after freeing space equals the uninterrupted run."""
 from __future__ import annotations
 
 import errno
+import os
 import json
 
 import pytest
@@ -82,3 +83,22 @@ def test_disk_full_is_a_clear_error_and_resume_equals_the_uninterrupted_run(
     after = json.loads((cut / "results.json").read_text())
     assert after["reward_matrix"] == full["reward_matrix"]
     assert [c["score"] for c in after["eval_curve"]] == [c["score"] for c in full["eval_curve"]]
+
+
+def test_a_full_disk_while_writing_a_report_names_the_file_and_keeps_the_old_one(tmp_path,
+                                                                                 monkeypatch):
+    from analysis import report as analysis_report
+    path = tmp_path / "report.json"
+    path.write_text('{"old": 1}')
+    real_fsync = os.fsync
+
+    def full(fd):
+        raise OSError(errno.ENOSPC, "No space left on device")
+    monkeypatch.setattr(os, "fsync", full)
+    with pytest.raises(analysis_report.ReportError) as e:
+        analysis_report._write_json(path, {"new": 2})
+    monkeypatch.setattr(os, "fsync", real_fsync)
+    assert str(path) in str(e.value) and "run the same report again" in str(e.value)
+    assert "--resume" not in str(e.value)
+    assert json.loads(path.read_text()) == {"old": 1}
+    assert [p.name for p in tmp_path.iterdir()] == ["report.json"]      # no temp file left
