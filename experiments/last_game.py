@@ -1,0 +1,57 @@
+"""Each group's score on the stream's last game, with a 95% CI over its seeds, from a report.
+
+    python experiments/last_game.py runs/study-agscl-rl/report/report.json
+
+The last game is the one a regularizer must still learn after all the others, so its score is
+the plainest measure of what the stream left of plasticity. Printed per group, greedy and
+sampled: the final random-normalised score ((score - random) / (fine-tuning's best - random),
+the report's own matrices) and the raw score, each the mean over the group's complete runs with
+the report's percentile bootstrap CI (analysis.bootstrap.mean_ci), and the raw scores per seed.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from analysis.bootstrap import interval_text, mean_ci  # noqa: E402
+
+
+def last_game(report: dict) -> list[dict]:
+    runs = {r["run"]: r for r in report["runs"]}
+    out = []
+    for g in report["groups"]:
+        row = {"group": g["label"]}
+        for kind, suffix in (("greedy", ""), ("sampled", "_sampled")):
+            final = [runs[p] for p in g["runs"] if p in runs
+                     and len(runs[p][f"reward_matrix{suffix}"]) == len(report["tasks"])]
+            raw = [r[f"reward_matrix{suffix}"][-1][-1] for r in final]
+            rn = [(r[f"random_normalised_matrix{suffix}"] or [[None]])[-1][-1] for r in final]
+            row[kind] = {"raw": mean_ci(raw), "random_normalised": mean_ci(rn),
+                         "raw_per_seed": raw}
+        out.append(row)
+    return out
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("report", help="a report.json of train.py report (a game stream's)")
+    args = p.parse_args(argv)
+    report = json.loads(Path(args.report).read_text())
+    print(f"last game: {report['tasks'][-1]}; mean [95% CI] over each group's complete runs")
+    for row in last_game(report):
+        print(row["group"])
+        for kind in ("greedy", "sampled"):
+            d = row[kind]
+            rn, raw = d["random_normalised"], d["raw"]
+            print(f"  {kind:8s} random-normalised {interval_text(rn['mean'], rn['ci95'])}  "
+                  f"raw {interval_text(raw['mean'], raw['ci95'], 2)}  (n {raw['n']}; seeds "
+                  f"{', '.join(f'{v:.1f}' for v in d['raw_per_seed'])})")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
