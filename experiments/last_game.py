@@ -6,7 +6,9 @@ The last game is the one a regularizer must still learn after all the others, so
 the plainest measure of what the stream left of plasticity. Printed per group, greedy and
 sampled: the final random-normalised score ((score - random) / (fine-tuning's best - random),
 the report's own matrices) and the raw score, each the mean over the group's complete runs with
-the report's percentile bootstrap CI (analysis.bootstrap.mean_ci), and the raw scores per seed.
+the report's percentile bootstrap CI (analysis.bootstrap.mean_ci), and the raw scores per seed;
+and beside it every game's task-end raw score (the reward matrix's diagonal: what the game
+reached when it was the one trained), the same way.
 """
 from __future__ import annotations
 
@@ -30,8 +32,10 @@ def last_game(report: dict) -> list[dict]:
                      and len(runs[p][f"reward_matrix{suffix}"]) == len(report["tasks"])]
             raw = [r[f"reward_matrix{suffix}"][-1][-1] for r in final]
             rn = [(r[f"random_normalised_matrix{suffix}"] or [[None]])[-1][-1] for r in final]
+            n = len(report["tasks"])
+            diag = [mean_ci([r[f"reward_matrix{suffix}"][j][j] for r in final]) for j in range(n)]
             row[kind] = {"raw": mean_ci(raw), "random_normalised": mean_ci(rn),
-                         "raw_per_seed": raw}
+                         "raw_per_seed": raw, "task_end": diag}
         out.append(row)
     return out
 
@@ -50,6 +54,9 @@ def main(argv=None) -> int:
             print(f"  {kind:8s} random-normalised {interval_text(rn['mean'], rn['ci95'])}  "
                   f"raw {interval_text(raw['mean'], raw['ci95'], 2)}  (n {raw['n']}; seeds "
                   f"{', '.join(f'{v:.1f}' for v in d['raw_per_seed'])})")
+            print(f"  {'':8s} task-end raw: " + ", ".join(
+                f"{t} {interval_text(e['mean'], e['ci95'], 2)}"
+                for t, e in zip(report["tasks"], d["task_end"])))
     return 0
 
 
