@@ -35,7 +35,6 @@ Ray is imported only to execute a study.
 """
 from __future__ import annotations
 
-import argparse
 import itertools
 import json
 import os
@@ -478,11 +477,9 @@ def main(spec: str, address: str | None = None, max_failures: int = 3) -> int:
         err = final[t.name].get("error") or f"status {final[t.name]['status']}"
         print(f"  failed: {t.name}: {err} (log: {t.path / 'trial.log'})")
     if complete:
-        from analysis.report import report
-        from continual import runconfig, runfolder
+        from continual.report import report
         try:
-            rep = report([t.path for t in complete], str(study.out / "report"),
-                         in_use=runfolder.in_use, resolve=runconfig.with_defaults)
+            rep = report([t.path for t in complete], str(study.out / "report"))
             print(rep["table"])
             print(f"\nreport.json and plots in {study.out / 'report'}")
         except (ValueError, RuntimeError) as e:

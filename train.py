@@ -26,11 +26,12 @@ from pathlib import Path
 # It must be set before torch is imported.
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
-from analysis.report import REFERENCE_WINDOW, TRAINING_WINDOW, report  # noqa: E402
+from analysis.report import REFERENCE_WINDOW, TRAINING_WINDOW  # noqa: E402
 from continual import evaluate, flags, runconfig  # noqa: E402
 from envs import streams  # noqa: E402
+from continual.report import report  # noqa: E402
 from continual.runfolder import (IN_USE_EXIT, RunError, RunFolder, RunInUseError,  # noqa: E402
-                                 check_out, in_use)
+                                 check_out)
 from continual.trainer import ContinualTrainer, NaNLossError  # noqa: E402
 
 ATARI_DEMO = ["--games", "StarGunner,Boxing", "--steps-per-task", "20480",
@@ -148,8 +149,7 @@ def main(argv=None) -> int:
             return evaluate.main(args, argv)
         if args.command == "report":
             rep = report(args.runs, args.out, args.window,
-                         reference_window=args.reference_window, single_task=args.single_task,
-                         in_use=in_use, resolve=runconfig.with_defaults)
+                         reference_window=args.reference_window, single_task=args.single_task)
             print(rep["table"])
             out = Path(args.out) if args.out else Path(args.runs[0]).parent
             print(f"\nreport.json and plots in {out}")

@@ -5,14 +5,16 @@ The entry point: reads the run folders (``load_runs``), dispatches to the RL rep
 (``supervised.supervised_report``: accuracy matrices, eq. 15-16, Figures 3-6), adds its text
 table (``text``), and writes report.json and the plots. A run folder is read by its files
 alone (results.json, config.json, tb/); what only the run package knows of a folder comes in
-as two callables of ``report``: ``in_use`` (whether a live process holds the folder) and
-``resolve`` (a saved config.json with the defaults of today's config filled in).
+as three callables of ``report``: ``in_use`` (whether a live process holds the folder),
+``resolve`` (a saved config.json with the defaults of today's config filled in) and
+``write_json`` (how a run's files are written: whole or not at all). ``continual.report``
+passes them; ``train.py report`` and the study runner call that.
 """
 from __future__ import annotations
 
 import errno
 import json
-import os
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -23,7 +25,7 @@ from .rl import REFERENCE_WINDOW, TRAINING_WINDOW, benchmark, nonpositive_refere
 from .supervised import supervised_report
 from .text import format_rl, format_supervised
 
-__all__ = ["REFERENCE_WINDOW", "TRAINING_WINDOW", "ReportError", "load_runs",
+__all__ = ["REFERENCE_WINDOW", "REPORT_FIX", "TRAINING_WINDOW", "ReportError", "load_runs",
            "load_single_task", "report"]
 
 
@@ -89,7 +91,7 @@ def load_single_task(paths, runs: list[dict], in_use=None, resolve=None) -> list
 
 def report(paths, out: str | None = None, window: int = TRAINING_WINDOW,
            plots: bool = True, reference_window: int = REFERENCE_WINDOW,
-           single_task=(), in_use=None, resolve=None) -> dict:
+           single_task=(), *, in_use, resolve, write_json) -> dict:
     """The report of the run folders ``paths`` (one stream, one of them fine-tuning), with its
     text table under "table"; report.json and (``plots``) the plots go to ``out`` (default: the
     folder above the first run). RL streams: ``reference_window``: Figure 7's reference is
@@ -97,7 +99,8 @@ def report(paths, out: str | None = None, window: int = TRAINING_WINDOW,
     one, the paper's; 3 resists one lucky evaluation); ``single_task``: run folders of
     single-task runs from scratch, one game of the stream each, the reference of forward
     transfer (Continual World), fine-tuning's where a game has none. ``in_use(folder) -> bool``
-    and ``resolve(config) -> dict``: as ``load_runs`` takes them."""
+    and ``resolve(config) -> dict``: as ``load_runs`` takes them; ``write_json(path, obj)``
+    writes report.json. A full disk while the plots are written is a ReportError."""
     if not (isinstance(window, int) and window >= 1):
         raise ReportError(f"window={window!r}: the training-score window must be a number of "
                           f"env steps >= 1")
@@ -108,7 +111,8 @@ def report(paths, out: str | None = None, window: int = TRAINING_WINDOW,
                           f"best single one)")
     runs = load_runs(paths, in_use=in_use, resolve=resolve)
     out_dir = Path(out) if out else Path(runs[0]["_path"]).parent
-    out_dir.mkdir(parents=True, exist_ok=True)
+    with _disk_full_is_an_error(out_dir):
+        out_dir.mkdir(parents=True, exist_ok=True)
     rl = runs[0]["_config"].get("command") in STREAMS
     if not rl and not runs[0].get("accuracy_matrix"):
         raise ReportError(f"{runs[0]['_path']}: results.json has no accuracy matrix yet (a "
@@ -129,7 +133,8 @@ def report(paths, out: str | None = None, window: int = TRAINING_WINDOW,
                   f"normalised scores")
         rep["table"] = format_rl(rep)
         if plots:
-            figures.plot_rl_report(rep, out_dir)
+            with _disk_full_is_an_error(out_dir):
+                figures.plot_rl_report(rep, out_dir)
     else:
         if single_task or reference_window != REFERENCE_WINDOW:
             raise ReportError("single-task references and the reference window are the RL "
@@ -138,27 +143,24 @@ def report(paths, out: str | None = None, window: int = TRAINING_WINDOW,
         rep = supervised_report(runs)
         rep["table"] = format_supervised(rep)
         if plots:
-            figures.plot_supervised_report(rep, out_dir)
-    _write_json(out_dir / "report.json", _finite_or_null(rep))
+            with _disk_full_is_an_error(out_dir):
+                figures.plot_supervised_report(rep, out_dir)
+    write_json(out_dir / "report.json", _finite_or_null(rep))
     return rep
 
 
-def _write_json(path: Path, obj) -> None:
-    """``obj`` as JSON (numpy values as numbers and lists) in ``path``, whole or not at all: it
-    is written beside it, then renamed over it."""
-    data = json.dumps(obj, indent=2, default=lambda o: o.tolist()).encode()
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+# what a full disk's error tells the user to do after freeing space
+REPORT_FIX = "run the same report again (the runs it reads are untouched)"
+
+
+@contextmanager
+def _disk_full_is_an_error(out_dir: Path):
     try:
-        with open(tmp, "wb") as f:
-            f.write(data)
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
+        yield
     except OSError as e:
-        tmp.unlink(missing_ok=True)
         if e.errno in (errno.ENOSPC, errno.EDQUOT):
-            raise ReportError(f"no space left on the device to write {path}: free space, then "
-                              f"run the same report again (the runs it reads are untouched)"
-                              ) from None
+            raise ReportError(f"no space left on the device to write the report in {out_dir}: "
+                              f"free space, then {REPORT_FIX}") from None
         raise
 
 

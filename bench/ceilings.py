@@ -1,5 +1,5 @@
 """The measured ceilings of PPO's speed on a game stream, beside the learner's SPS, in one
-process (issue 27, "measure first"): every speed target is a ratio to these ceilings.
+process: every speed target is a ratio to these ceilings, measured in the same run.
 
     python bench/ceilings.py                                   # Atari, cpu preset, 2 threads
     python bench/ceilings.py --stream minatar                  # MinAtar, minatar preset, 1 thread
@@ -32,7 +32,7 @@ Prints, all at the same torch thread count (default: 2 on Atari, 1 on MinAtar):
    per step added; an estimate with each layer's FLOPs at its own minibatch GEMM's rate (not a
    bound: the backward's GEMMs have other shapes, and inference runs on num_envs
    observations); the measured pieces with the env stepped serially (env + compute, as the
-   learner does now) and with perfect overlap (max(env, compute): the learner would have to
+   learner steps it) and with perfect overlap (max(env, compute): the learner would have to
    pipeline, since each inference waits for the env's observations);
 6. the learner's SPS on fine-tuning in the same process (``atari_sps.ppo_sps``: the second task
    of a two-game stream, the first unit a warm-up left out), its time split, and the split the
@@ -215,7 +215,7 @@ def ceilings(ops: dict, gemm: dict) -> dict:
     T, N, B, E = c["num_steps"], c["num_envs"], c["batch_size"], c["update_epochs"]
     n_inf = T + 1
     compute_s = (n_inf * ops["inference_ms"] + ops["gae_ms"] + ops["update_unit_ms"]) / 1e3
-    env_s = T * ops["env_step_ms"] / 1e3
+    env_s = T * ops["env_step_mean_ms"] / 1e3      # the mean: a throughput (resets included)
     # FLOPs per env step: the inferences' share, and E passes of the update over each sample
     inf_flops = fl["forward"] * n_inf / T
     upd_flops = E * fl["update"]
@@ -224,7 +224,7 @@ def ceilings(ops: dict, gemm: dict) -> dict:
     # at each layer's own (minibatch-shaped) rate
     layer_s = sum(2 * r["macs"] * (n_inf / T + E * (2 + r["input_grad"])) / (g * 1e9)
                   for r, g in zip(fl["layers"], gemm["layers_gflops"]))
-    env_per_step = ops["env_step_ms"] / 1e3 / N
+    env_per_step = ops["env_step_mean_ms"] / 1e3 / N
     return {
         "unit": {"env_steps": B, "inferences": n_inf, "minibatch_steps": ops["minibatch_steps"],
                  "inference_s": n_inf * ops["inference_ms"] / 1e3, "gae_s": ops["gae_ms"] / 1e3,
@@ -233,12 +233,19 @@ def ceilings(ops: dict, gemm: dict) -> dict:
         "flops_per_env_step": {"inference": inf_flops, "update": upd_flops, "total": per_step},
         "compute_only": B / compute_s,
         "flop_bound": rate / per_step,
-        "flop_bound_layer_rates": 1 / layer_s,
+        "flop_estimate_layer_rates": 1 / layer_s,
         "flop_bound_with_env": 1 / (per_step / rate + env_per_step),
         "env_only": B / env_s,
         "serial": B / (env_s + compute_s),
         "overlap": B / max(env_s, compute_s),
     }
+
+
+def _positive(text: str) -> int:
+    v = int(text)
+    if v < 1:
+        raise argparse.ArgumentTypeError(f"{v}: must be a whole number >= 1")
+    return v
 
 
 def main(argv=None) -> dict:
@@ -250,14 +257,14 @@ def main(argv=None) -> dict:
     p.add_argument("--torch-threads", type=int, default=None,
                    help="default: 2 (Atari), 1 (MinAtar)")
     p.add_argument("--env-threads", type=int, default=0, help="ALE threads (0: the learner's)")
-    p.add_argument("--updates", type=int, default=6,
+    p.add_argument("--updates", type=_positive, default=6,
                    help="PPO units of the learner to time (first = warm-up)")
-    p.add_argument("--inference-calls", type=int, default=200,
+    p.add_argument("--inference-calls", type=_positive, default=200,
                    help="rollout inferences timed (median)")
-    p.add_argument("--update-repeats", type=int, default=3,
+    p.add_argument("--update-repeats", type=_positive, default=3,
                    help="whole updates of one unit timed (median; after one warm-up)")
-    p.add_argument("--gemm-repeats", type=int, default=5)
-    p.add_argument("--square", type=int, default=2048, help="size of the square GEMM")
+    p.add_argument("--gemm-repeats", type=_positive, default=5)
+    p.add_argument("--square", type=_positive, default=2048, help="size of the square GEMM")
     p.add_argument("--json", type=str, default=None, help="also write the results here")
     args = p.parse_args(argv)
     minatar = args.stream == "minatar"
@@ -345,7 +352,7 @@ def main(argv=None) -> dict:
     rows = [("compute_only", "compute only (measured inference + GAE + update)"),
             ("flop_bound", f"FLOP bound at the square GEMM's {gemm['square_gflops']:.0f} "
                            f"GFLOP/s"),
-            ("flop_bound_layer_rates", "FLOP time at each layer's minibatch GEMM rate (estimate)"),
+            ("flop_estimate_layer_rates", "FLOP time at each layer's minibatch GEMM rate (estimate)"),
             ("flop_bound_with_env", "FLOP bound (square GEMM) + the env's time"),
             ("env_only", "env stepping only"),
             ("serial", "measured pieces, env stepped serially"),

@@ -1,2 +1,3 @@
-"""The shared continual trainer: task loop, evaluation matrix, metrics, run folder, logging,
-checkpoints and reports, for every learner (PPO on Atari, supervised classifiers)."""
+"""The run: each command's config and flags, the wiring of learner and regularizer, the task
+loop with its evaluation matrix, checkpoints, exact resume and logging, the run folder, and
+``train.py evaluate``; ``report`` hands run folders to the analysis package."""

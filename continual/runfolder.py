@@ -60,7 +60,12 @@ def _disk_full(e: BaseException) -> bool:
     return isinstance(e, RuntimeError) and "unexpected pos" in str(e)
 
 
-def _atomic_write_bytes(path: Path, write) -> None:
+# what a full disk's error tells the user to do after freeing space, for a run's own files
+RESUME_FIX = ("continue the run with --resume (the earlier checkpoints and results are "
+              "intact)")
+
+
+def _atomic_write_bytes(path: Path, write, fix: str = RESUME_FIX) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
@@ -75,14 +80,15 @@ def _atomic_write_bytes(path: Path, write) -> None:
             os.unlink(tmp)
         if _disk_full(e):
             raise RunError(f"no space left on the device to write {path}: free space, then "
-                           f"continue the run with --resume (the earlier checkpoints and "
-                           f"results are intact)") from None
+                           f"{fix}") from None
         raise
 
 
-def write_json(path: Path, obj) -> None:
+def write_json(path: Path, obj, fix: str = RESUME_FIX) -> None:
+    """``obj`` as JSON in ``path``, whole or not at all; a full disk is a RunError that names
+    the file and ``fix``, what to do once space is freed."""
     data = json.dumps(obj, indent=2, sort_keys=False, default=_jsonable).encode()
-    _atomic_write_bytes(Path(path), lambda f: f.write(data))
+    _atomic_write_bytes(Path(path), lambda f: f.write(data), fix)
 
 
 def _jsonable(o):

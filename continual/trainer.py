@@ -35,7 +35,7 @@ from agents.base import GameLearner
 from analysis import metrics
 
 from . import provenance
-from .runfolder import CHECKPOINT_FORMAT, RunError, RunFolder, write_json
+from .runfolder import CHECKPOINT_FORMAT, RunFolder, write_json
 
 
 class NaNLossError(RuntimeError):

@@ -45,6 +45,9 @@ def main(argv=None) -> int:
     p.add_argument("report", help="a report.json of train.py report (a game stream's)")
     args = p.parse_args(argv)
     report = json.loads(Path(args.report).read_text())
+    if not report.get("runs") or "reward_matrix" not in report["runs"][0]:
+        p.error(f"{args.report} is not the report of game-stream runs (train.py report of "
+                f"atari or minatar runs): it has no reward matrices")
     print(f"last game: {report['tasks'][-1]}; mean [95% CI] over each group's complete runs")
     for row in last_game(report):
         print(row["group"])

@@ -85,20 +85,39 @@ def test_disk_full_is_a_clear_error_and_resume_equals_the_uninterrupted_run(
     assert [c["score"] for c in after["eval_curve"]] == [c["score"] for c in full["eval_curve"]]
 
 
-def test_a_full_disk_while_writing_a_report_names_the_file_and_keeps_the_old_one(tmp_path,
-                                                                                 monkeypatch):
-    from analysis import report as analysis_report
-    path = tmp_path / "report.json"
-    path.write_text('{"old": 1}')
-    real_fsync = os.fsync
+def _hand_made_runs(root):
+    for name, method, R in (("ft", "finetune", [[10.0], [2.0, 100.0]]),
+                            ("ags", "agscl", [[16.0], [15.0, 50.0]])):
+        (root / name).mkdir(parents=True)
+        (root / name / "config.json").write_text(json.dumps({"command": "atari",
+                                                             "regularizer": method}))
+        (root / name / "results.json").write_text(json.dumps({
+            "tasks": ["Boxing", "Gopher"], "regularizer": method, "reward_matrix": R,
+            "eval_curve": [{"step": 1, "score": R[1]}]}))
+    return [str(root / "ft"), str(root / "ags")]
 
-    def full(fd):
+
+@pytest.mark.parametrize("where", ["report.json", "plots"])
+def test_a_full_disk_while_writing_a_report_is_a_clear_error_and_keeps_the_old_report(
+        tmp_path, monkeypatch, capsys, where):
+    import matplotlib.figure
+    runs, out = _hand_made_runs(tmp_path), tmp_path / "rep"
+    out.mkdir()
+    (out / "report.json").write_text('{"old": 1}')
+
+    def full(*a, **k):
         raise OSError(errno.ENOSPC, "No space left on device")
-    monkeypatch.setattr(os, "fsync", full)
-    with pytest.raises(analysis_report.ReportError) as e:
-        analysis_report._write_json(path, {"new": 2})
-    monkeypatch.setattr(os, "fsync", real_fsync)
-    assert str(path) in str(e.value) and "run the same report again" in str(e.value)
-    assert "--resume" not in str(e.value)
-    assert json.loads(path.read_text()) == {"old": 1}
-    assert [p.name for p in tmp_path.iterdir()] == ["report.json"]      # no temp file left
+    if where == "plots":
+        monkeypatch.setattr(matplotlib.figure.Figure, "savefig", full)
+    else:
+        monkeypatch.setattr(os, "fsync", full)
+    assert train.main(["report", *runs, "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert "no space left on the device to write" in err and str(out) in err
+    assert "free space, then run the same report again" in err
+    assert "--resume" not in err and "Traceback" not in err
+    assert json.loads((out / "report.json").read_text()) == {"old": 1}
+    assert not list(out.glob("*.tmp")) and not list(out.glob(".report.json*"))
+    monkeypatch.undo()
+    assert train.main(["report", *runs, "--out", str(out)]) == 0      # space freed
+    assert "finetune_max_reward" in json.loads((out / "report.json").read_text())

@@ -40,11 +40,9 @@ def kill_ppo_at(monkeypatch, task: int, unit: int):
 
 
 def report(paths, *args, **kw) -> dict:
-    """``analysis.report.report`` as ``train.py report`` calls it: with the run folder's lock
-    probe and a saved config's defaults (``runconfig.with_defaults``)."""
-    from analysis.report import report as make
-    from continual import runconfig, runfolder
-    return make(paths, *args, in_use=runfolder.in_use, resolve=runconfig.with_defaults, **kw)
+    """The report as ``train.py report`` makes it (``continual.report.report``)."""
+    from continual.report import report as make
+    return make(paths, *args, **kw)
 
 
 def load_script(folder: str, name: str):
