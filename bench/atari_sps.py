@@ -86,7 +86,7 @@ def raw_env_sps(stream: str, game: str, num_envs: int, steps: int,
     return out
 
 
-def _learner(args, regularizer: str):
+def second_task_learner(args, regularizer: str):
     """A learner on the second task of a 2-game stream, after ``reg.end_task`` on the first
     (so EWC's penalty and AGS-CL's proximal targets and freeze masks are active)."""
     import regularizers
@@ -118,7 +118,7 @@ def ppo_sps(args) -> dict[str, list[dict]]:
     """Units of each regularizer, interleaved (unit u of every method before unit u + 1), so
     that a shared machine's load changes hit them alike."""
     names = [r.strip() for r in args.regularizer.split(",") if r.strip()]
-    runs = {n: _learner(args, n) for n in names}
+    runs = {n: second_task_learner(args, n) for n in names}
     rows: dict[str, list[dict]] = {n: [] for n in names}
     for unit in range(args.updates):
         for n, (learner, reg) in runs.items():

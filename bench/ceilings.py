@@ -53,7 +53,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 # (atari_sps puts the project on sys.path and sets OMP_WAIT_POLICY before it imports torch)
-from atari_sps import _learner, loadavg, machine, ppo_sps, summarise  # noqa: E402
+from atari_sps import loadavg, machine, ppo_sps, second_task_learner, summarise  # noqa: E402
 
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
@@ -134,7 +134,7 @@ def median_ms(times: list[float]) -> float:
 def per_op_times(args) -> dict:
     """Per-op times of a learner set up as atari_sps's (task 2 of 2, fine-tuning)."""
     from agents.ppo import gae
-    learner, reg = _learner(args, "finetune")
+    learner, reg = second_task_learner(args, "finetune")
     cfg, task, model = learner.config, 1, learner.model
     T, N = cfg.num_steps, cfg.num_envs
     rng, gen = np.random.default_rng(0), torch.Generator().manual_seed(0)
@@ -271,7 +271,7 @@ def main(argv=None) -> dict:
     args.game = args.game or ("Breakout" if minatar else "Boxing")
     args.preset = args.preset or ("minatar" if minatar else "cpu")
     args.torch_threads = args.torch_threads or (1 if minatar else 2)
-    # what atari_sps's _learner and ppo_sps read: a CPU learner with the preset's layout
+    # what atari_sps's second_task_learner and ppo_sps read: a CPU learner with the preset's layout
     args.device, args.bf16, args.channels_last = "cpu", False, None
     args.regularizer, args.profile = "finetune", 0
     torch.set_num_threads(args.torch_threads)
@@ -352,7 +352,8 @@ def main(argv=None) -> dict:
     rows = [("compute_only", "compute only (measured inference + GAE + update)"),
             ("flop_bound", f"FLOP bound at the square GEMM's {gemm['square_gflops']:.0f} "
                            f"GFLOP/s"),
-            ("flop_estimate_layer_rates", "FLOP time at each layer's minibatch GEMM rate (estimate)"),
+            ("flop_estimate_layer_rates",
+             "FLOP time at each layer's minibatch GEMM rate (estimate)"),
             ("flop_bound_with_env", "FLOP bound (square GEMM) + the env's time"),
             ("env_only", "env stepping only"),
             ("serial", "measured pieces, env stepped serially"),

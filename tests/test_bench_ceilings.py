@@ -52,3 +52,16 @@ def test_ceilings_arithmetic():
     assert c["flop_bound_with_env"] == pytest.approx(1 / (per_step / 100e9 + 0.1e-3))
     assert c["serial"] == pytest.approx(1024 / (compute + 0.1024))
     assert c["overlap"] == pytest.approx(1024 / max(compute, 0.1024))   # the env's mean, not median
+
+
+@pytest.mark.slow
+def test_the_bench_runs_end_to_end_on_minatar(tmp_path, capsys):
+    out = ceil.main(["--stream", "minatar", "--updates", "2", "--inference-calls", "5",
+                     "--update-repeats", "1", "--gemm-repeats", "1", "--square", "64",
+                     "--json", str(tmp_path / "c.json")])
+    text = capsys.readouterr().out
+    assert "compute only" in text and "learner SPS" in text
+    saved = __import__("json").loads((tmp_path / "c.json").read_text())
+    for k in ("compute_only", "flop_bound", "serial", "overlap"):
+        assert saved["ceilings"][k] > 0
+    assert out is not None
