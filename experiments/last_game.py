@@ -8,7 +8,9 @@ sampled: the final random-normalised score ((score - random) / (fine-tuning's be
 the report's own matrices) and the raw score, each the mean over the group's complete runs with
 the report's percentile bootstrap CI (analysis.bootstrap.mean_ci), and the raw scores per seed;
 and beside it every game's task-end raw score (the reward matrix's diagonal: what the game
-reached when it was the one trained), the same way.
+reached when it was the one trained), the same way; and with ``--layer L`` the plasticity
+measures of trunk layer L (active fraction, effective rank, distance from the initial weights,
+gradient norm) at each task's end, mean [95% CI] over the group's runs.
 """
 from __future__ import annotations
 
@@ -20,6 +22,9 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from analysis.bootstrap import interval_text, mean_ci  # noqa: E402
+
+
+MEASURES = ("active", "effective_rank", "init_distance", "grad_norm")
 
 
 def last_game(report: dict) -> list[dict]:
@@ -36,6 +41,8 @@ def last_game(report: dict) -> list[dict]:
             diag = [mean_ci([r[f"reward_matrix{suffix}"][j][j] for r in final]) for j in range(n)]
             row[kind] = {"raw": mean_ci(raw), "random_normalised": mean_ci(rn),
                          "raw_per_seed": raw, "task_end": diag}
+        row["measures"] = [[m for m in runs[p].get("plasticity_measures") or []
+                            if m.get("task_end")] for p in g["runs"] if p in runs]
         out.append(row)
     return out
 
@@ -43,8 +50,13 @@ def last_game(report: dict) -> list[dict]:
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("report", help="a report.json of train.py report (a game stream's)")
+    p.add_argument("--layer", default=None, help="also the plasticity measures of this trunk "
+                   "layer (e.g. fc) at each task's end")
     args = p.parse_args(argv)
-    report = json.loads(Path(args.report).read_text())
+    try:
+        report = json.loads(Path(args.report).read_text())
+    except (OSError, ValueError) as e:
+        p.error(f"{args.report}: not a readable report.json ({e})")
     if not report.get("runs") or "reward_matrix" not in report["runs"][0]:
         p.error(f"{args.report} is not the report of game-stream runs (train.py report of "
                 f"atari or minatar runs): it has no reward matrices")
@@ -60,6 +72,13 @@ def main(argv=None) -> int:
             print(f"  {'':8s} task-end raw: " + ", ".join(
                 f"{t} {interval_text(e['mean'], e['ci95'], 2)}"
                 for t, e in zip(report["tasks"], d["task_end"])))
+        if args.layer:
+            for j, t in enumerate(report["tasks"]):
+                at = [ms[j]["layers"].get(args.layer) for ms in row["measures"] if len(ms) > j]
+                at = [a for a in at if a]
+                cis = {k: mean_ci([a[k] for a in at]) for k in MEASURES}
+                print(f"  {args.layer} at {t}'s end: " + "  ".join(
+                    f"{k} {interval_text(c['mean'], c['ci95'])}" for k, c in cis.items()))
     return 0
 
 
