@@ -24,6 +24,7 @@ last rollout, spread evenly over its steps and games.
 """
 from __future__ import annotations
 
+import contextlib
 import time
 from typing import Any
 
@@ -58,14 +59,15 @@ STATS = ("policy_loss", "value_loss", "entropy", "approx_kl", "clipfrac", "grad_
 def gae(rewards, values, dones, next_value, next_done, gamma: float, lam: float):
     """Generalised advantage estimation over a (T, N) rollout; ``dones[t]`` = the episode
     ended before step t. Returns (advantages, returns = advantages + values)."""
-    T = rewards.shape[0]
+    # step t's successor: step t + 1, or after the last step the state the rollout stopped in
+    nonterminal = 1.0 - torch.cat([dones[1:], next_done[None]])
+    next_values = torch.cat([values[1:], next_value[None]])
+    delta = rewards + gamma * next_values * nonterminal - values     # every step at once
+    decay = gamma * lam * nonterminal
     adv = torch.zeros_like(rewards)
     lastgaelam = torch.zeros_like(rewards[0])
-    for t in reversed(range(T)):
-        nonterminal = 1.0 - (next_done if t == T - 1 else dones[t + 1])
-        next_values = next_value if t == T - 1 else values[t + 1]
-        delta = rewards[t] + gamma * next_values * nonterminal - values[t]
-        lastgaelam = delta + gamma * lam * nonterminal * lastgaelam
+    for t in reversed(range(rewards.shape[0])):
+        lastgaelam = delta[t] + decay[t] * lastgaelam
         adv[t] = lastgaelam
     return adv, adv + values
 
@@ -196,30 +198,36 @@ class PPOLearner:
         return out
 
     def _autocast(self):
-        return torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.config.bf16)
+        if not self.config.bf16:        # even a disabled autocast costs microseconds a call
+            return contextlib.nullcontext()
+        return torch.autocast(self.device.type, dtype=torch.bfloat16)
 
     @torch.inference_mode()
     def _policy_step(self, obs: torch.Tensor, task: int, gen: torch.Generator):
         with self._autocast():
             logits, value = self.model(obs, task)
         logp_all = F.log_softmax(logits.float(), dim=-1).cpu()
-        action = torch.multinomial(logp_all.exp(), 1, generator=gen).squeeze(1)
+        # a ~ pi: torch.multinomial(probs, 1)'s own draw (an exponential race, argmax p / E
+        # with E ~ Exp(1)), without its input checks, which cost more than the draw
+        probs = logp_all.exp()
+        action = (probs / torch.empty_like(probs).exponential_(generator=gen)).argmax(-1)
         return action, logp_all.gather(1, action[:, None]).squeeze(1), value.float().cpu()
 
     def _rollout(self, task: int, gen: torch.Generator) -> dict[str, Any]:
         T, N = self.config.num_steps, self.config.num_envs
         obs = torch.empty((T, N, *self.obs_shape), dtype=torch.uint8, device=self.device)
         actions = torch.empty((T, N), dtype=torch.long)
-        logprobs, values, rewards, dones = (torch.empty((T, N)) for _ in range(4))
+        logprobs, values = torch.empty((T, N)), torch.empty((T, N))
+        # the env's outputs stay numpy until the rollout ends (one conversion, not T)
+        rewards, dones = np.empty((T, N), dtype=np.float32), np.empty((T, N), dtype=bool)
         time_env = time_inf = 0.0
         for t in range(T):
             t0 = time.perf_counter()
             obs[t].copy_(torch.from_numpy(self._next_obs))
-            dones[t] = torch.from_numpy(self._next_done)
+            dones[t] = self._next_done
             actions[t], logprobs[t], values[t] = self._policy_step(obs[t], task, gen)
             t1 = time.perf_counter()
-            self._next_obs, r, self._next_done, _ = self.envs.step(actions[t].numpy())
-            rewards[t] = torch.from_numpy(r)
+            self._next_obs, rewards[t], self._next_done, _ = self.envs.step(actions[t].numpy())
             time_inf += t1 - t0
             time_env += time.perf_counter() - t1
         t0 = time.perf_counter()
@@ -230,8 +238,9 @@ class PPOLearner:
         flat = obs.reshape(T * N, *self.obs_shape)
         pick = torch.linspace(0, T * N - 1, min(DORMANT_OBS, T * N)).long().to(flat.device)
         self._dormant_obs = flat[pick]
-        return dict(obs=obs, actions=actions, logprobs=logprobs, values=values, rewards=rewards,
-                    dones=dones, next_value=next_value,
+        return dict(obs=obs, actions=actions, logprobs=logprobs, values=values,
+                    rewards=torch.from_numpy(rewards), dones=torch.from_numpy(dones).float(),
+                    next_value=next_value,
                     next_done=torch.from_numpy(self._next_done).float(),
                     time_env=time_env, time_inference=time_inf)
 
@@ -254,8 +263,11 @@ class PPOLearner:
             first = n
             for i in range(cfg.num_minibatches):
                 idx = perm[i * mb:(i + 1) * mb]
+                # index_select: the rows b_obs[idx] would give, without advanced indexing's
+                # slow path for a 4-d uint8 tensor
+                mb_obs = b_obs.index_select(0, idx)
                 with self._autocast():
-                    logits, newvalue = self.model(b_obs[idx], task)
+                    logits, newvalue = self.model(mb_obs, task)
                 s = ppo_losses(logits, newvalue, b_actions[idx], b_logprobs[idx], b_values[idx],
                                b_adv[idx], b_returns[idx], cfg.clip_coef, cfg.norm_adv,
                                cfg.clip_vloss)
@@ -263,7 +275,7 @@ class PPOLearner:
                     + cfg.vf_coef * s["value_loss"]
                 loss, penalty, grad_norm = minibatch_step(
                     task_loss, reg, self.optimizer, params, lr, cfg.max_grad_norm, task=task,
-                    inputs=b_obs[idx], outputs=(logits, newvalue))
+                    inputs=mb_obs, outputs=(logits, newvalue))
                 rows[n] = torch.stack([s["policy_loss"].detach(), s["value_loss"].detach(),
                                        s["entropy"].detach(), s["approx_kl"], s["clipfrac"],
                                        grad_norm.detach().float(),

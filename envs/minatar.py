@@ -158,13 +158,13 @@ class MinAtarEnv:
         self.num_actions = len(self.actions)
         self._obs = np.zeros((self.num_envs, *OBS_SHAPE), dtype=np.uint8)
         self._finished: list[tuple[float, int]] = []
-        self._ret = np.zeros(self.num_envs)
-        self._len = np.zeros(self.num_envs, dtype=np.int64)
+        # each game's running return and length (Python numbers: the step loop is Python)
+        self._ret, self._len = [0.0] * self.num_envs, [0] * self.num_envs
 
     def _write_obs(self, i: int) -> None:
         s = self.games[i].state()                              # (10, 10, c) bool
-        self._obs[i, :s.shape[2]] = np.moveaxis(s, 2, 0)
-        self._obs[i, s.shape[2]:] = 0
+        # channels first; the zero channels past the game's c stay as __init__ made them
+        self._obs[i, :s.shape[2]] = s.transpose(2, 0, 1)
 
     def reset(self, seed: int | None = None) -> np.ndarray:
         """Every game restarts, sub-env i seeded with ``seed + i`` (default: the last seed)."""
@@ -175,16 +175,15 @@ class MinAtarEnv:
             g.last_action = 0
             g.reset()
             self._write_obs(i)
-        self._ret[:] = 0.0
-        self._len[:] = 0
+        self._ret, self._len = [0.0] * self.num_envs, [0] * self.num_envs
         return self._obs.copy()
 
     def step(self, actions: np.ndarray):
-        acts = self.actions[np.asarray(actions, dtype=np.int64)]
+        acts = self.actions[np.asarray(actions, dtype=np.int64)].tolist()
         rew = np.zeros(self.num_envs, dtype=np.float32)
         done = np.zeros(self.num_envs, dtype=bool)
         for i, g in enumerate(self.games):
-            r, terminal = g.act(int(acts[i]))
+            r, terminal = g.act(acts[i])
             rew[i] = r
             self._ret[i] += r
             self._len[i] += 1

@@ -110,6 +110,26 @@ def test_gae_against_a_plain_loop():
     torch.testing.assert_close(ret[0], r.sum(0) + v_next)
 
 
+def test_the_rollout_draw_is_torch_multinomials_own():
+    """The rollout draws a ~ pi as torch.multinomial(probs, 1) does (an exponential race),
+    without its input checks: the same actions and the same generator state after, so runs
+    stay what they were; a torch whose multinomial draws otherwise fails here."""
+    cfg = PPOConfig.from_preset("minatar_tiny")
+    learner = PPOLearner(cfg, ["Breakout"], env="minatar")
+    obs = torch.randint(0, 2, (5, *learner.obs_shape), dtype=torch.uint8)
+    for seed in range(20):
+        mine, ref = torch.Generator().manual_seed(seed), torch.Generator().manual_seed(seed)
+        action, logp, _ = learner._policy_step(obs, 0, mine)
+        with torch.inference_mode():
+            logits, _ = learner.model(obs, 0)
+        probs = torch.nn.functional.log_softmax(logits.float(), -1).exp()
+        expected = torch.multinomial(probs, 1, generator=ref).squeeze(1)
+        assert torch.equal(action, expected)
+        assert torch.equal(mine.get_state(), ref.get_state())
+        torch.testing.assert_close(logp, torch.log(probs).gather(1, action[:, None]).squeeze(1))
+    learner.close()
+
+
 def test_ppo_losses_on_hand_made_numbers():
     """Two samples, two actions; every term worked out by hand."""
     logits = torch.log(torch.tensor([[0.5, 0.5], [0.8, 0.2]]))
