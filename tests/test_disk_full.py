@@ -56,15 +56,15 @@ def test_disk_full_is_a_clear_error_and_resume_equals_the_uninterrupted_run(
     real = runfolder._atomic_write_bytes
     writes = {"n": 0}
 
-    def short_write(path, write):
+    def short_write(path, write, *rest):
         if path.name == target:
             writes["n"] += 1
             if writes["n"] == 3:                        # the disk fills at the third write
                 def partial(f):
                     f.write(b"\0" * 100)                # part of the file, then no space
                     raise _full(what)
-                return real(path, partial)
-        return real(path, write)
+                return real(path, partial, *rest)
+        return real(path, write, *rest)
 
     monkeypatch.setattr(runfolder, "_atomic_write_bytes", short_write)
     assert train.main(ARGS + ["--out", str(cut)]) == 2
