@@ -222,10 +222,15 @@ def main(argv=None) -> dict:
               f"({sm['sps_overall'] / base:.0%} of {args.regularizer.split(',')[0]}); time "
               f"split: env {sp['time_env']:.0%}, inference {sp['time_inference']:.0%}, update "
               f"{sp['time_update']:.0%}")
+    return finish(res, args.json)
+
+
+def finish(res: dict, json_path: str | None) -> dict:
+    """A bench run's last lines: the load average after it, and its results as JSON."""
     res["load_after"] = loadavg()
     print(f"load average after: {res['load_after']}")
-    if args.json:
-        Path(args.json).write_text(json.dumps(res, indent=2))
+    if json_path:
+        Path(json_path).write_text(json.dumps(res, indent=2))
     return res
 
 

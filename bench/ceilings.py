@@ -44,7 +44,6 @@ Sets OMP_WAIT_POLICY=PASSIVE unless it is already set (see bench/atari_sps.py).
 from __future__ import annotations
 
 import argparse
-import json
 import shlex
 import statistics
 import sys
@@ -53,7 +52,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 # (atari_sps puts the project on sys.path and sets OMP_WAIT_POLICY before it imports torch)
-from atari_sps import loadavg, machine, ppo_sps, second_task_learner, summarise  # noqa: E402
+from atari_sps import (finish, loadavg, machine, ppo_sps, second_task_learner,  # noqa: E402
+                       summarise)
 
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
@@ -377,11 +377,7 @@ def main(argv=None) -> dict:
     for k, text in rows:
         print(f"  {text:58s} {res['ratios'][k]:6.1%}")
 
-    res["load_after"] = loadavg()
-    print(f"load average after: {res['load_after']}")
-    if args.json:
-        Path(args.json).write_text(json.dumps(res, indent=2))
-    return res
+    return finish(res, args.json)
 
 
 if __name__ == "__main__":
