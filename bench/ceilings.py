@@ -33,7 +33,10 @@ Prints, all at the same torch thread count (default: 2 on Atari, 1 on MinAtar):
    bound: the backward's GEMMs have other shapes, and inference runs on num_envs
    observations); the measured pieces with the env stepped serially (env + compute, as the
    learner steps it) and with perfect overlap (max(env, compute): the learner would have to
-   pipeline, since each inference waits for the env's observations);
+   pipeline, since each inference waits for the env's observations), and that overlap with
+   the env and the compute sharing the cores (each piece's CPU time over all the process's
+   threads, summed and spread over the cores the process may use: the bound of any overlap
+   on a box whose cores the compute already fills);
 6. the learner's SPS on fine-tuning in the same process (``atari_sps.ppo_sps``: the second task
    of a two-game stream, the first unit a warm-up left out), its time split, and the split the
    per-op times predict;
@@ -44,6 +47,7 @@ Sets OMP_WAIT_POLICY=PASSIVE unless it is already set (see bench/atari_sps.py).
 from __future__ import annotations
 
 import argparse
+import os
 import shlex
 import statistics
 import sys
@@ -145,25 +149,31 @@ def per_op_times(args) -> dict:
         A = learner.stream.num_actions(learner.task_names[task])
         o = envs.reset(seed=0)
         obs = torch.empty((T, N, *learner.obs_shape), dtype=torch.uint8)
-        t_env = []
+        t_env, cpu_env = [], 0.0
         for t in range(T):
             obs[t].copy_(torch.from_numpy(o))
             a = rng.integers(0, A, N)
-            t0 = time.perf_counter()
+            c0, t0 = time.process_time(), time.perf_counter()
             o = envs.step(a)[0]
             t_env.append(time.perf_counter() - t0)
+            cpu_env += time.process_time() - c0
         out["env_step_ms"] = median_ms(t_env)
         out["env_step_mean_ms"] = 1e3 * statistics.fmean(t_env)
+        # CPU time of all the process's threads (ALE's C++ pool included): what an overlap
+        # would have to share the cores with
+        out["env_step_cpu_ms"] = 1e3 * cpu_env / T
 
         # rollout inference: the learner's policy step on num_envs observations
         model.train()
-        t_inf = []
+        t_inf, cpu_inf = [], []
         for i in range(args.inference_calls + 5):
             x = obs[i % T]
-            t0 = time.perf_counter()
+            c0, t0 = time.process_time(), time.perf_counter()
             learner._policy_step(x, task, gen)
             t_inf.append(time.perf_counter() - t0)
+            cpu_inf.append(time.process_time() - c0)
         out["inference_ms"] = median_ms(t_inf[5:])
+        out["inference_cpu_ms"] = 1e3 * statistics.fmean(cpu_inf[5:])
         out["inference_calls"] = args.inference_calls
 
         # a synthetic rollout on the real observations: the policy's own log-probs and values
@@ -185,12 +195,14 @@ def per_op_times(args) -> dict:
         out["gae_ms"] = median_ms(t_gae)
 
         # the learner's update of one unit (first call: a warm-up, left out)
-        t_upd = []
+        t_upd, cpu_upd = [], []
         for r in range(args.update_repeats + 1):
-            t0 = time.perf_counter()
+            c0, t0 = time.process_time(), time.perf_counter()
             learner._update(task, r, roll, adv, returns, gen, reg, cfg.lr)
             t_upd.append(time.perf_counter() - t0)
+            cpu_upd.append(time.process_time() - c0)
         out["update_unit_ms"] = median_ms(t_upd[1:])
+        out["update_unit_cpu_ms"] = median_ms(cpu_upd[1:])
         out["update_unit_all_ms"] = [1e3 * t for t in t_upd]
         out["minibatch_steps"] = cfg.update_epochs * cfg.num_minibatches
         out["minibatch_size"] = cfg.minibatch_size
@@ -199,6 +211,8 @@ def per_op_times(args) -> dict:
             "num_envs", "num_steps", "update_epochs", "num_minibatches", "batch_size",
             "minibatch_size", "channels_last", "arch")}
         out["game"], out["num_actions"] = learner.task_names[task], A
+        out["cores"] = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") \
+            else os.cpu_count()
         out["flops"] = network_flops(model, obs[0, :2], task)
     finally:
         learner.close()
@@ -225,11 +239,18 @@ def ceilings(ops: dict, gemm: dict) -> dict:
     layer_s = sum(2 * r["macs"] * (n_inf / T + E * (2 + r["input_grad"])) / (g * 1e9)
                   for r, g in zip(fl["layers"], gemm["layers_gflops"]))
     env_per_step = ops["env_step_mean_ms"] / 1e3 / N
+    # CPU seconds per unit (all threads): overlapped work still shares the cores, so no
+    # overlap is faster than the unit's CPU time spread over every core
+    cores = ops["cores"]
+    compute_cpu_s = (n_inf * ops["inference_cpu_ms"] + ops["gae_ms"]
+                     + ops["update_unit_cpu_ms"]) / 1e3
+    env_cpu_s = T * ops["env_step_cpu_ms"] / 1e3
     return {
         "unit": {"env_steps": B, "inferences": n_inf, "minibatch_steps": ops["minibatch_steps"],
                  "inference_s": n_inf * ops["inference_ms"] / 1e3, "gae_s": ops["gae_ms"] / 1e3,
                  "update_s": ops["update_unit_ms"] / 1e3, "compute_s": compute_s,
-                 "env_s": env_s},
+                 "env_s": env_s, "compute_cpu_s": compute_cpu_s, "env_cpu_s": env_cpu_s,
+                 "cores": cores},
         "flops_per_env_step": {"inference": inf_flops, "update": upd_flops, "total": per_step},
         "compute_only": B / compute_s,
         "flop_bound": rate / per_step,
@@ -238,6 +259,7 @@ def ceilings(ops: dict, gemm: dict) -> dict:
         "env_only": B / env_s,
         "serial": B / (env_s + compute_s),
         "overlap": B / max(env_s, compute_s),
+        "overlap_on_cores": B / max(env_s, compute_s, (env_cpu_s + compute_cpu_s) / cores),
     }
 
 
@@ -340,13 +362,17 @@ def main(argv=None) -> dict:
     print(f"  vector env step, {c['num_envs']} envs, random actions: {ops['env_step_ms']:.3f} ms "
           f"(median of {c['num_steps']}; mean {ops['env_step_mean_ms']:.3f}) = "
           f"{ops['env_step_ms'] / c['num_envs'] * 1e3:.1f} us per env step")
+    print(f"  CPU time (all threads; {ops['cores']} cores): inference "
+          f"{ops['inference_cpu_ms']:.3f} ms, update of one unit {ops['update_unit_cpu_ms']:.1f}"
+          f" ms, env step {ops['env_step_cpu_ms']:.3f} ms (mean)")
 
     ceil = ceilings(ops, gemm)
     u, fs = ceil["unit"], ceil["flops_per_env_step"]
     res["ceilings"] = ceil
     print(f"\nceilings, env steps per second (SPS); per unit of {u['env_steps']} env steps: "
           f"inference {u['inference_s']:.3f} s + GAE {u['gae_s']:.3f} s + update "
-          f"{u['update_s']:.3f} s = compute {u['compute_s']:.3f} s; env {u['env_s']:.3f} s; "
+          f"{u['update_s']:.3f} s = compute {u['compute_s']:.3f} s; env {u['env_s']:.3f} s; CPU "
+          f"time compute {u['compute_cpu_s']:.3f} s, env {u['env_cpu_s']:.3f} s; "
           f"{fs['total'] / 1e6:.1f} MFLOP per env step (inference {fs['inference'] / 1e6:.2f},"
           f" update {fs['update'] / 1e6:.1f})")
     rows = [("compute_only", "compute only (measured inference + GAE + update)"),
@@ -357,7 +383,8 @@ def main(argv=None) -> dict:
             ("flop_bound_with_env", "FLOP bound (square GEMM) + the env's time"),
             ("env_only", "env stepping only"),
             ("serial", "measured pieces, env stepped serially"),
-            ("overlap", "measured pieces, env perfectly overlapped")]
+            ("overlap", "measured pieces, env perfectly overlapped"),
+            ("overlap_on_cores", f"the same, sharing the {u['cores']} cores (CPU time)")]
     for k, text in rows:
         print(f"  {text:58s} {ceil[k]:9.0f} SPS")
 

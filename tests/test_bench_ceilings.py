@@ -41,7 +41,8 @@ def test_ceilings_arithmetic():
            "flops": {"forward": 1e6, "update": 2e6,
                      "layers": [{"macs": 5e5, "input_grad": False}]},
            "inference_ms": 1.0, "gae_ms": 3.0, "update_unit_ms": 100.0, "env_step_ms": 0.5,
-           "env_step_mean_ms": 0.8,
+           "env_step_mean_ms": 0.8, "inference_cpu_ms": 1.5, "update_unit_cpu_ms": 190.0,
+           "env_step_cpu_ms": 1.2, "cores": 2,
            "minibatch_steps": 12}
     c = ceil.ceilings(ops, {"square_gflops": 100.0, "layers_gflops": [50.0]})
     compute = (129 * 1.0 + 3.0 + 100.0) / 1e3                 # s per unit
@@ -52,6 +53,14 @@ def test_ceilings_arithmetic():
     assert c["flop_bound_with_env"] == pytest.approx(1 / (per_step / 100e9 + 0.1e-3))
     assert c["serial"] == pytest.approx(1024 / (compute + 0.1024))
     assert c["overlap"] == pytest.approx(1024 / max(compute, 0.1024))   # the env's mean, not median
+    # sharing 2 cores: CPU seconds (129 x 1.5 + 3 + 190 ms compute, 128 x 1.2 ms env) / 2
+    cpu = (129 * 1.5 + 3.0 + 190.0 + 128 * 1.2) / 1e3
+    assert c["overlap_on_cores"] == pytest.approx(1024 / (cpu / 2))
+    assert c["unit"]["compute_cpu_s"] == pytest.approx((129 * 1.5 + 3.0 + 190.0) / 1e3)
+    # never above the ideal overlap: an idle core cannot make a piece faster than its wall time
+    ops["env_step_cpu_ms"] = 0.0
+    assert ceil.ceilings(ops, {"square_gflops": 100.0, "layers_gflops": [50.0]})[
+        "overlap_on_cores"] == pytest.approx(c["overlap"])
 
 
 @pytest.mark.slow
