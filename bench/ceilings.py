@@ -36,7 +36,12 @@ Prints, all at the same torch thread count (default: 2 on Atari, 1 on MinAtar):
    pipeline, since each inference waits for the env's observations), and that overlap with
    the env and the compute sharing the cores (each piece's CPU time over all the process's
    threads, summed and spread over the cores the process may use: the bound of any overlap
-   on a box whose cores the compute already fills);
+   on a box whose cores the compute already fills). Both overlaps hide the env behind the
+   update too, which PPO can only do by pipelining rollout and update (the rollout then acts
+   with a policy one update old: another algorithm). Exact PPO can hide the env only behind
+   the rollout's own inferences (env halves: one half steps while the other's actions are
+   computed), so its ceiling is the rollout at max(env, inference, their CPU time over the
+   cores) plus GAE and the update;
 6. the learner's SPS on fine-tuning in the same process (``atari_sps.ppo_sps``: the second task
    of a two-game stream, the first unit a warm-up left out), its time split, and the split the
    per-op times predict;
@@ -245,6 +250,11 @@ def ceilings(ops: dict, gemm: dict) -> dict:
     compute_cpu_s = (n_inf * ops["inference_cpu_ms"] + ops["gae_ms"]
                      + ops["update_unit_cpu_ms"]) / 1e3
     env_cpu_s = T * ops["env_step_cpu_ms"] / 1e3
+    # exact PPO: each inference waits for its env step, so the env can hide only behind the
+    # rollout's inferences (on other envs' observations), never behind the update
+    inf_s, inf_cpu_s = n_inf * ops["inference_ms"] / 1e3, n_inf * ops["inference_cpu_ms"] / 1e3
+    rollout_s = max(env_s, inf_s, (env_cpu_s + inf_cpu_s) / cores)
+    rest_s = ops["gae_ms"] / 1e3 + ops["update_unit_ms"] / 1e3
     return {
         "unit": {"env_steps": B, "inferences": n_inf, "minibatch_steps": ops["minibatch_steps"],
                  "inference_s": n_inf * ops["inference_ms"] / 1e3, "gae_s": ops["gae_ms"] / 1e3,
@@ -260,6 +270,7 @@ def ceilings(ops: dict, gemm: dict) -> dict:
         "serial": B / (env_s + compute_s),
         "overlap": B / max(env_s, compute_s),
         "overlap_on_cores": B / max(env_s, compute_s, (env_cpu_s + compute_cpu_s) / cores),
+        "overlap_rollout": B / (rollout_s + rest_s),
     }
 
 
@@ -383,8 +394,9 @@ def main(argv=None) -> dict:
             ("flop_bound_with_env", "FLOP bound (square GEMM) + the env's time"),
             ("env_only", "env stepping only"),
             ("serial", "measured pieces, env stepped serially"),
-            ("overlap", "measured pieces, env perfectly overlapped"),
-            ("overlap_on_cores", f"the same, sharing the {u['cores']} cores (CPU time)")]
+            ("overlap", "measured pieces, env overlapped (pipelined: policy lag)"),
+            ("overlap_on_cores", f"the same, sharing the {u['cores']} cores (CPU time)"),
+            ("overlap_rollout", "env behind the rollout's inference only (exact PPO)")]
     for k, text in rows:
         print(f"  {text:58s} {ceil[k]:9.0f} SPS")
 

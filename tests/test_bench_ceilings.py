@@ -57,6 +57,9 @@ def test_ceilings_arithmetic():
     cpu = (129 * 1.5 + 3.0 + 190.0 + 128 * 1.2) / 1e3
     assert c["overlap_on_cores"] == pytest.approx(1024 / (cpu / 2))
     assert c["unit"]["compute_cpu_s"] == pytest.approx((129 * 1.5 + 3.0 + 190.0) / 1e3)
+    # exact PPO: the env hides only behind the rollout's inferences, sharing the cores
+    rollout = max(0.1024, 0.129, (128 * 1.2 + 129 * 1.5) / 1e3 / 2)
+    assert c["overlap_rollout"] == pytest.approx(1024 / (rollout + (3.0 + 100.0) / 1e3))
     # never above the ideal overlap: an idle core cannot make a piece faster than its wall time
     ops["env_step_cpu_ms"] = 0.0
     assert ceil.ceilings(ops, {"square_gflops": 100.0, "layers_gflops": [50.0]})[
