@@ -9,8 +9,8 @@ the report's own matrices) and the raw score, each the mean over the group's com
 the report's percentile bootstrap CI (analysis.bootstrap.mean_ci), and the raw scores per seed;
 and beside it every game's task-end raw score (the reward matrix's diagonal: what the game
 reached when it was the one trained), the same way; and with ``--layer L`` the plasticity
-measures of trunk layer L (active fraction, effective rank, distance from the initial weights,
-gradient norm) at each task's end, mean [95% CI] over the group's runs.
+measures of trunk layer L (active fraction, stable and effective rank, weight norm, distance
+from the initial weights, gradient norm) at each task's end, mean [95% CI] over the group's runs.
 """
 from __future__ import annotations
 
@@ -24,7 +24,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from analysis.bootstrap import interval_text, mean_ci  # noqa: E402
 
 
-MEASURES = ("active", "effective_rank", "init_distance", "grad_norm")
+MEASURES = ("active", "stable_rank", "effective_rank", "weight_norm", "init_distance", "grad_norm")
 
 
 def last_game(report: dict) -> list[dict]:

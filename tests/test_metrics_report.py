@@ -687,3 +687,35 @@ def test_analysis_reads_run_folders_without_the_run_package():
     out = subprocess.run([sys.executable, "-c", code], cwd=Path(__file__).resolve().parents[1],
                          capture_output=True, text=True)
     assert out.stdout.strip() == "[]", out.stderr
+
+
+def test_last_game_script(tmp_path, capsys):
+    """experiments/last_game.py: the last game's score per group over its complete runs, every
+    task-end score, and a layer's plasticity measures at each task's end."""
+    last_game = load_script("experiments", "last_game")
+    layer = lambda a: {"fc": {"active": a, "stable_rank": 10 * a, "effective_rank": 2 * a,
+                              "weight_norm": 3 * a, "init_distance": a / 2, "grad_norm": a}}
+    run = lambda path, rm, rn, m: {
+        "run": path, "reward_matrix": rm, "reward_matrix_sampled": rm,
+        "random_normalised_matrix": rn, "random_normalised_matrix_sampled": rn,
+        "plasticity_measures": [{"task_end": False, "layers": layer(9.0)}] +
+                               [{"task_end": True, "layers": layer(v)} for v in m]}
+    rep = {"tasks": ["A", "B"], "groups": [{"label": "ewc", "runs": ["r1", "r2", "r3"]}],
+           "runs": [run("r1", [[1.0, 0.0], [2.0, 4.0]], [[0.1, 0.0], [0.2, 0.4]], [0.5, 0.7]),
+                    run("r2", [[3.0, 0.0], [2.0, 8.0]], [[0.3, 0.0], [0.2, 0.8]], [0.3, 0.1]),
+                    # an unfinished run: one row of the matrix; left out of the scores
+                    run("r3", [[5.0, 0.0]], [[0.5, 0.0]], [0.9])]}
+    (row,) = last_game.last_game(rep)
+    g = row["greedy"]
+    assert g["raw_per_seed"] == [4.0, 8.0] and g["raw"]["mean"] == pytest.approx(6.0)
+    assert g["random_normalised"]["mean"] == pytest.approx(0.6)
+    assert [e["mean"] for e in g["task_end"]] == pytest.approx([2.0, 6.0])  # the diagonal
+    # every run's task-end measures, the unfinished one's first task included
+    assert [[m["layers"]["fc"]["active"] for m in ms] for ms in row["measures"]] == [
+        [0.5, 0.7], [0.3, 0.1], [0.9]]
+    path = tmp_path / "report.json"
+    path.write_text(json.dumps(rep))
+    assert last_game.main([str(path), "--layer", "fc"]) == 0
+    out = capsys.readouterr().out
+    assert "fc at A's end: active 0.567" in out            # (0.5 + 0.3 + 0.9) / 3
+    assert "fc at B's end: active 0.400" in out and "stable_rank 4.000" in out
