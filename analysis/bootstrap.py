@@ -1,7 +1,7 @@
 """Estimates over seeds and games with bootstrap confidence intervals, as rliable computes
 them (Agarwal et al., NeurIPS 2021): ``iqm``, ``bootstrap_ci``, ``mean_ci``,
 ``aggregate_scores`` (the IQM and mean with the stratified bootstrap, computed with
-``scipy.stats.bootstrap``), and ``interval_text``, an estimate with its interval as a table
+``scipy.stats.bootstrap``), ``difference_ci`` (two groups' means apart), and ``interval_text``, an estimate with its interval as a table
 shows it. No I/O.
 """
 from __future__ import annotations
@@ -67,6 +67,30 @@ def mean_ci(values, n_resamples: int = BOOTSTRAP_RESAMPLES) -> dict:
         return {"mean": None, "ci95": None, "n": 0}
     return {"mean": float(np.mean(xs)), "ci95": bootstrap_ci([xs], np.mean, n_resamples),
             "n": len(xs)}
+
+
+def difference_ci(a, b, n_resamples: int = BOOTSTRAP_RESAMPLES) -> dict:
+    """The difference of two groups' means over their seeds, mean(b) - mean(a): {"mean",
+    "ci95": percentile bootstrap [lo, hi] with each group's seeds resampled with replacement
+    independently (unpaired: seed i of one group shares nothing with seed i of the other),
+    "n": [len(a), len(b)]}. None values are left out; "ci95" is None when a group has fewer
+    than 2 values. The two groups are told apart at 95% when the interval excludes 0."""
+    from scipy.stats import bootstrap
+    xa, xb = ([float(v) for v in vs if v is not None and np.isfinite(v)] for vs in (a, b))
+    if not xa or not xb:
+        return {"mean": None, "ci95": None, "n": [len(xa), len(xb)]}
+    out = {"mean": float(np.mean(xb) - np.mean(xa)), "ci95": None, "n": [len(xa), len(xb)]}
+    if min(len(xa), len(xb)) < 2:
+        return out
+    kw = {"rng": np.random.default_rng(0)}
+    if "rng" not in inspect.signature(bootstrap).parameters:     # scipy < 1.15
+        kw = {"random_state": np.random.default_rng(0)}
+    res = bootstrap((np.asarray(xa), np.asarray(xb)),
+                    lambda x, y, axis=-1: np.mean(y, axis=axis) - np.mean(x, axis=axis),
+                    n_resamples=n_resamples, confidence_level=CONFIDENCE, method="percentile",
+                    vectorized=True, paired=False, **kw)
+    out["ci95"] = [float(res.confidence_interval.low), float(res.confidence_interval.high)]
+    return out
 
 
 def aggregate_scores(scores, n_resamples: int = BOOTSTRAP_RESAMPLES) -> dict:

@@ -1,0 +1,95 @@
+"""Two groups of a report told apart or not: the difference of their means over seeds, with a
+95% bootstrap CI, for each headline measure.
+
+    python experiments/group_difference.py runs/study-bf16/report/report.json \\
+        --pair "finetune:finetune bf16=True" --pair "ewc:ewc bf16=True"
+
+``--pair A:B`` names two groups by their report labels, as ``train.py report`` prints them.
+For each pair and each protocol (greedy, sampled), over each group's complete runs, B minus A:
+Figure 7's final normalised accumulated reward, the last game's random-normalised score,
+the normalised forgetting (mean over the games before the last), stability S and plasticity P
+(eq. 16 and 15), each as the difference of the means with the percentile bootstrap interval
+of ``analysis.bootstrap.difference_ci`` (the two groups' seeds resampled independently).
+"apart" marks an interval that excludes 0. A pair of 5 seeds each has little power: an
+interval that holds 0 says the data cannot tell the groups apart, not that they are equal.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from analysis.bootstrap import difference_ci, interval_text  # noqa: E402
+
+
+def _measures(run: dict, suffix: str, n_tasks: int) -> dict:
+    """A complete run's headline measures under one protocol ('' greedy, '_sampled')."""
+    rn = run.get(f"random_normalised_matrix{suffix}") or [[None]]
+    forgetting = (run.get(f"forgetting{suffix}") or {}).get("normalised") or {}
+    return {"figure7_final": (run.get(f"normalised_accumulated_reward{suffix}") or [None])[-1],
+            "last_game_random_normalised": rn[-1][-1] if len(rn) == n_tasks else None,
+            "forgetting_normalised": forgetting.get("mean"),
+            "stability": run.get(f"stability{suffix}"),
+            "plasticity": run.get(f"plasticity{suffix}")}
+
+
+MEASURES = ("figure7_final", "last_game_random_normalised", "forgetting_normalised",
+            "stability", "plasticity")
+
+
+def differences(report: dict, a: str, b: str) -> dict:
+    """{protocol: {measure: difference_ci(A's runs, B's runs)}} over complete runs."""
+    groups = {g["label"]: g for g in report["groups"]}
+    for label in (a, b):
+        if label not in groups:
+            raise KeyError(f"no group labelled {label!r} in the report; its groups: "
+                           f"{', '.join(repr(x) for x in groups)}")
+    runs = {r["run"]: r for r in report["runs"]}
+    n = len(report["tasks"])
+    out = {}
+    for kind, suffix in (("greedy", ""), ("sampled", "_sampled")):
+        per = {}
+        for label in (a, b):
+            complete = [runs[p] for p in groups[label]["runs"] if p in runs
+                        and len(runs[p].get(f"reward_matrix{suffix}") or []) == n]
+            per[label] = [_measures(r, suffix, n) for r in complete]
+        out[kind] = {m: difference_ci([x[m] for x in per[a]], [x[m] for x in per[b]])
+                     for m in MEASURES}
+    return out
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("report", help="a report.json of train.py report (a game stream's)")
+    p.add_argument("--pair", action="append", required=True, metavar="A:B",
+                   help="two group labels, A:B; prints B minus A (repeatable)")
+    args = p.parse_args(argv)
+    try:
+        report = json.loads(Path(args.report).read_text())
+    except (OSError, ValueError) as e:
+        p.error(f"{args.report}: not a readable report.json ({e})")
+    if not report.get("runs") or "reward_matrix" not in report["runs"][0]:
+        p.error(f"{args.report} is not the report of game-stream runs: it has no reward "
+                f"matrices")
+    for pair in args.pair:
+        if pair.count(":") != 1:
+            p.error(f"--pair {pair!r}: give two group labels as A:B")
+        a, b = pair.split(":")
+        try:
+            diff = differences(report, a, b)
+        except KeyError as e:
+            p.error(str(e.args[0]))
+        print(f"{b}  minus  {a}   (mean difference [95% CI]; 'apart': the CI excludes 0)")
+        for kind, rows in diff.items():
+            for m, d in rows.items():
+                apart = d["ci95"] is not None and (d["ci95"][0] > 0 or d["ci95"][1] < 0)
+                print(f"  {kind:8s} {m:30s} {interval_text(d['mean'], d['ci95'])}"
+                      f"{'  apart' if apart else ''}  (n {d['n'][0]}, {d['n'][1]})")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
