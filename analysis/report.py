@@ -26,11 +26,25 @@ from .supervised import supervised_report
 from .text import format_rl, format_supervised
 
 __all__ = ["REFERENCE_WINDOW", "REPORT_FIX", "TRAINING_WINDOW", "ReportError", "load_runs",
-           "load_single_task", "report"]
+           "load_single_task", "read_game_report", "report"]
 
 
 class ReportError(ValueError):
     """Runs that cannot be reported as asked, with a message that names the fix."""
+
+
+def read_game_report(path) -> dict:
+    """A saved report.json of game-stream runs (what ``report`` wrote for atari or minatar
+    runs); ReportError naming the problem when it is unreadable or of another kind."""
+    try:
+        rep = json.loads(Path(path).read_text())
+    except (OSError, ValueError) as e:
+        raise ReportError(f"{path}: not a readable report.json ({e})") from None
+    if not isinstance(rep, dict) or not rep.get("runs") or \
+            "reward_matrix" not in rep["runs"][0]:
+        raise ReportError(f"{path} is not the report of game-stream runs (train.py report of "
+                          f"atari or minatar runs): it has no reward matrices")
+    return rep
 
 
 def load_runs(paths, one_stream: bool = True, in_use=None, resolve=None) -> list[dict]:

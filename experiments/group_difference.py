@@ -16,13 +16,13 @@ interval that holds 0 says the data cannot tell the groups apart, not that they 
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from analysis.bootstrap import difference_ci, interval_text  # noqa: E402
+from analysis.report import ReportError, read_game_report  # noqa: E402
 
 
 def _measures(run: dict, suffix: str, n_tasks: int) -> dict:
@@ -68,12 +68,9 @@ def main(argv=None) -> int:
                    help="two group labels, A:B; prints B minus A (repeatable)")
     args = p.parse_args(argv)
     try:
-        report = json.loads(Path(args.report).read_text())
-    except (OSError, ValueError) as e:
-        p.error(f"{args.report}: not a readable report.json ({e})")
-    if not report.get("runs") or "reward_matrix" not in report["runs"][0]:
-        p.error(f"{args.report} is not the report of game-stream runs: it has no reward "
-                f"matrices")
+        report = read_game_report(args.report)
+    except ReportError as e:
+        p.error(str(e))
     for pair in args.pair:
         if pair.count(":") != 1:
             p.error(f"--pair {pair!r}: give two group labels as A:B")

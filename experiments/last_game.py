@@ -15,13 +15,13 @@ from the initial weights, gradient norm) at each task's end, mean [95% CI] over 
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from analysis.bootstrap import interval_text, mean_ci  # noqa: E402
+from analysis.report import ReportError, read_game_report  # noqa: E402
 
 
 MEASURES = ("active", "stable_rank", "effective_rank", "weight_norm", "init_distance", "grad_norm")
@@ -54,12 +54,9 @@ def main(argv=None) -> int:
                    "layer (e.g. fc) at each task's end")
     args = p.parse_args(argv)
     try:
-        report = json.loads(Path(args.report).read_text())
-    except (OSError, ValueError) as e:
-        p.error(f"{args.report}: not a readable report.json ({e})")
-    if not report.get("runs") or "reward_matrix" not in report["runs"][0]:
-        p.error(f"{args.report} is not the report of game-stream runs (train.py report of "
-                f"atari or minatar runs): it has no reward matrices")
+        report = read_game_report(args.report)
+    except ReportError as e:
+        p.error(str(e))
     print(f"last game: {report['tasks'][-1]}; mean [95% CI] over each group's complete runs")
     for row in last_game(report):
         print(row["group"])
