@@ -74,15 +74,17 @@ def _dataclass_flags(cls, path: tuple[str, ...], machine: bool = False,
                 flag = "no-progress"
             else:
                 aliases = (f.metadata["flag"],)
-        out.append(Flag(flag, path + (f.name,), _kind(f), _help(f, presets), aliases, machine))
+        text = _help(f, presets)
+        if flag == "no-progress":       # the flag turns the knob off: say what it does
+            text = f"do not {f.metadata['help']} (by default: shown)"
+        out.append(Flag(flag, path + (f.name,), _kind(f), text, aliases, machine))
     return out
 
 
 def _help(f, presets: dict | None = None) -> str:
     """A field's help with its default (and where a preset changes it, the preset's value)."""
     default = f.default if f.default is not dataclasses.MISSING else None
-    notes = [] if default is None or f.metadata.get("flag") == "no-progress" else \
-        [f"default: {default}"]
+    notes = [] if default is None else [f"default: {default}"]
     for name, values in (presets or {}).items():
         if f.name in values and f.name != "preset":
             notes.append(f"{name} preset: {values[f.name]}")
