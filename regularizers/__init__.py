@@ -10,7 +10,8 @@ plasticity methods joined by ``+`` (``stack.Stack``: the hooks' order); a plasti
 alone runs on fine-tuning. A plasticity method's hyperparameters carry its name
 (``redo_tau``), so they never clash with a stability method's.
 
-``make`` raises ValueError for an unknown name or a bad hyperparameter. ``seed`` is the run's
+``make`` raises ValueError for an unknown name or a bad hyperparameter; the regularizer it
+returns holds every hyperparameter value in use, its defaults included, in ``reg.hparams``. ``seed`` is the run's
 seed, not a hyperparameter: it goes to the methods that draw random numbers of their own
 (AGS-CL's (I.2) re-initialisation) and is ignored by the others. This package imports nothing
 from the rest of the project.
@@ -139,14 +140,17 @@ def make(name: str, model: nn.Module, seed: int = 0, **hparams) -> Regularizer:
         raise ValueError(f"regularizer {name!r} has no hyperparameter {', '.join(unknown)}; "
                          f"accepted: {', '.join(accepted) or '(none)'}")
     if len(methods) == 1:
-        return _make_one(methods[0], model, seed, hparams)
-    regs = []
-    for m in methods:
-        mine = {k: hparams[_key(m, k)] for k in _own_hyperparameters(m) if _key(m, k) in hparams}
-        regs.append(_make_one(m, model, seed, mine))
-    from .stack import Stack
-    reg = Stack(regs)
-    reg.name = name
+        reg = _make_one(methods[0], model, seed, hparams)
+    else:
+        regs = []
+        for m in methods:
+            mine = {k: hparams[_key(m, k)] for k in _own_hyperparameters(m)
+                    if _key(m, k) in hparams}
+            regs.append(_make_one(m, model, seed, mine))
+        from .stack import Stack
+        reg = Stack(regs)
+        reg.name = name
+    reg.hparams = {**accepted, **hparams}      # every value in use, the defaults included
     return reg
 
 

@@ -233,6 +233,14 @@ def test_stack_names_and_errors():
         regularizers.make("ewc+nope", TinyMLP())
     with pytest.raises(ValueError, match="no hyperparameter tau"):
         regularizers.make("ewc+redo", TinyMLP(), tau=0.1)
+    # the made stack holds every value in use: the given ones over each method's defaults
+    reg = regularizers.make("ewc+redo", TinyMLP(), lam=7.0, redo_tau=0.025)
+    assert reg.hparams == {**hp_of("ewc"), "lam": 7.0, "redo_tau": 0.025,
+                           "redo_period": hp_of("redo")["redo_period"]}
+
+
+def hp_of(name):
+    return regularizers.hyperparameters(name)
 
 
 TINY_MINATAR = ["minatar", "--games", "Breakout,Asterix", "--preset", "minatar_tiny",
