@@ -257,14 +257,17 @@ def plot_training_scores(rep: dict, out: Path, smooth: int = 25) -> None:
 
 def _err(estimates: list[dict], key: str = "mean") -> tuple[np.ndarray, np.ndarray]:
     """Points and their error-bar lengths (2 x n: below, above) from ``bootstrap.mean_ci`` /
-    ``aggregate_scores`` dicts; NaN points where there is no estimate, 0 where no interval."""
+    ``aggregate_scores`` dicts; NaN points where there is no estimate, 0 where no interval.
+    A length is never negative (matplotlib refuses it): seeds that all score alike give an
+    interval that misses their float mean by an ulp, and an IQM may lie just outside its
+    percentile interval; the tables keep the exact numbers."""
     m = np.array([np.nan if e is None or e.get(key) is None else e[key] for e in estimates],
                  dtype=float)
     err = np.zeros((2, len(m)))
     for i, e in enumerate(estimates):
         if e is not None and e.get("ci95") is not None and np.isfinite(m[i]):
             err[:, i] = [m[i] - e["ci95"][0], e["ci95"][1] - m[i]]
-    return m, err
+    return m, np.maximum(err, 0.0)
 
 
 def plot_aggregate_scores(rep: dict, out: Path) -> None:

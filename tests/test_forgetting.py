@@ -489,3 +489,18 @@ def test_rl_report_of_a_study_whose_group_has_no_sampled_evaluation_yet(tmp_path
     assert "random_normalised_sampled" not in rep["groups"][0 if rep["groups"][0]["method"] ==
                                                            "ewc" else 1]
     assert "random-normalised" in rep["table"]
+
+
+def test_error_bars_are_never_negative(tmp_path):
+    """Seeds that all score alike (or an IQM just outside its percentile interval) give an
+    estimate an ulp outside its CI: the bar's length is 0 there, not negative (matplotlib
+    refuses a negative one and the whole report failed)."""
+    m, err = plots._err([{"mean": 0.30000000000000004, "ci95": [0.3000000000000001, 0.4]},
+                         {"mean": 0.5, "ci95": [0.25, 0.75]}, {"mean": None, "ci95": None}])
+    assert err[:, 0] == pytest.approx([0.0, 0.1]) and (err >= 0).all()
+    assert err[:, 1] == pytest.approx([0.25, 0.25]) and np.isnan(m[2])
+    import matplotlib.pyplot as plt
+    fig, ax = plt.subplots()
+    assert plots._group_bars(ax, [{"label": "g"}], lambda g: [
+        {"mean": 0.30000000000000004, "ci95": [0.3000000000000001, 0.4]}], ["Breakout"])
+    plt.close(fig)
