@@ -165,9 +165,9 @@ class ContinualTrainer:
         out["plasticity"] = s.get("plasticity", [])
         out["videos"] = s.get("videos", [])
         out["regularizer"] = getattr(self.reg, "name", type(self.reg).__name__)
-        # every value the run used: config.json holds those set by a flag, a preset or the
-        # stream's table, the methods' own defaults are their signatures'
-        out["regularizer_hparams"] = getattr(self.reg, "hparams", None)
+        # every value the run used (config.json's regularizer_hparams: those set by a flag, a
+        # preset or the stream's table; the methods' own defaults are their signatures')
+        out["regularizer_hparams_in_use"] = getattr(self.reg, "hparams", None)
         out["regularizer_memory_bytes"] = s["memory_bytes"][-1] if s["memory_bytes"] \
             else self.reg.memory_bytes()
         out["regularizer_memory_bytes_per_task"] = s["memory_bytes"]

@@ -1,17 +1,24 @@
-"""Two groups of a report told apart or not: the difference of their means over seeds, with a
-95% bootstrap CI, for each headline measure.
+"""Two groups of a report told apart or not: the difference of their means over seeds, with
+95% intervals, for each headline measure.
 
     python experiments/group_difference.py runs/study-bf16/report/report.json \\
-        --pair "finetune:finetune bf16=True" --pair "ewc:ewc bf16=True"
+        --pair "finetune bf16=False:finetune bf16=True" --pair "ewc bf16=False:ewc bf16=True"
 
-``--pair A:B`` names two groups by their report labels, as ``train.py report`` prints them.
-For each pair and each protocol (greedy, sampled), over each group's complete runs, B minus A:
-Figure 7's final normalised accumulated reward, the last game's random-normalised score,
-the normalised forgetting (mean over the games before the last), stability S and plasticity P
-(eq. 16 and 15), each as the difference of the means with the percentile bootstrap interval
-of ``analysis.bootstrap.difference_ci`` (the two groups' seeds resampled independently).
-"apart" marks an interval that excludes 0. A pair of 5 seeds each has little power: an
-interval that holds 0 says the data cannot tell the groups apart, not that they are equal.
+``--pair A:B`` names two groups by their report labels, as ``train.py report`` prints them
+(a method with several groups shows its varied settings in every label). For each pair and
+each protocol (greedy, sampled), over each group's complete runs, B minus A: Figure 7's final
+normalised accumulated reward, the last game's raw score and random-normalised score, the
+normalised forgetting (mean over the games before the last), stability S and plasticity P
+(eq. 16 and 15), each as the difference of the means with two intervals of
+``analysis.bootstrap.difference_ci``: the percentile bootstrap (the two groups' seeds
+resampled independently) and Welch's t. "apart" marks a measure whose Welch interval excludes
+0 (the bootstrap's is too narrow at 5 seeds). Read with care:
+- every normalised measure is relative to the fine-tuning runs in the report (Figure 7's and
+  P's reference is fine-tuning's best task-end score per game over all of them), so adding
+  runs to a report can move it; the last game's raw score has no reference;
+- ten measures per pair are ten tests: one "apart" among them is weak evidence;
+- an interval that holds 0 says these seeds cannot tell the groups apart, not that they are
+  equal.
 """
 from __future__ import annotations
 
@@ -28,16 +35,18 @@ from analysis.report import ReportError, read_game_report  # noqa: E402
 def _measures(run: dict, suffix: str, n_tasks: int) -> dict:
     """A complete run's headline measures under one protocol ('' greedy, '_sampled')."""
     rn = run.get(f"random_normalised_matrix{suffix}") or [[None]]
+    raw = run.get(f"reward_matrix{suffix}") or [[None]]
     forgetting = (run.get(f"forgetting{suffix}") or {}).get("normalised") or {}
     return {"figure7_final": (run.get(f"normalised_accumulated_reward{suffix}") or [None])[-1],
+            "last_game_raw": raw[-1][-1] if len(raw) == n_tasks else None,
             "last_game_random_normalised": rn[-1][-1] if len(rn) == n_tasks else None,
             "forgetting_normalised": forgetting.get("mean"),
             "stability": run.get(f"stability{suffix}"),
             "plasticity": run.get(f"plasticity{suffix}")}
 
 
-MEASURES = ("figure7_final", "last_game_random_normalised", "forgetting_normalised",
-            "stability", "plasticity")
+MEASURES = ("figure7_final", "last_game_raw", "last_game_random_normalised",
+            "forgetting_normalised", "stability", "plasticity")
 
 
 def differences(report: dict, a: str, b: str) -> dict:
@@ -79,12 +88,15 @@ def main(argv=None) -> int:
             diff = differences(report, a, b)
         except KeyError as e:
             p.error(str(e.args[0]))
-        print(f"{b}  minus  {a}   (mean difference [95% CI]; 'apart': the CI excludes 0)")
+        print(f"{b}  minus  {a}   (mean difference, bootstrap [95% CI], Welch [95% CI]; "
+              f"'apart': Welch's excludes 0)")
         for kind, rows in diff.items():
             for m, d in rows.items():
-                apart = d["ci95"] is not None and (d["ci95"][0] > 0 or d["ci95"][1] < 0)
-                print(f"  {kind:8s} {m:30s} {interval_text(d['mean'], d['ci95'])}"
-                      f"{'  apart' if apart else ''}  (n {d['n'][0]}, {d['n'][1]})")
+                w = d["welch_ci95"]
+                apart = w is not None and (w[0] > 0 or w[1] < 0)
+                welch = "" if w is None else f"[{w[0]:.3f}, {w[1]:.3f}]"
+                print(f"  {kind:8s} {m:28s} {interval_text(d['mean'], d['ci95']):26s} "
+                      f"{welch:18s}{'  apart' if apart else ''}  (n {d['n'][0]}, {d['n'][1]})")
     return 0
 
 

@@ -11,7 +11,8 @@ alone runs on fine-tuning. A plasticity method's hyperparameters carry its name
 (``redo_tau``), so they never clash with a stability method's.
 
 ``make`` raises ValueError for an unknown name or a bad hyperparameter; the regularizer it
-returns holds every hyperparameter value in use, its defaults included, in ``reg.hparams``. ``seed`` is the run's
+returns holds every hyperparameter value in use, its defaults and the registry's fixed ones
+included, in ``reg.hparams``. ``seed`` is the run's
 seed, not a hyperparameter: it goes to the methods that draw random numbers of their own
 (AGS-CL's (I.2) re-initialisation) and is ignored by the others. This package imports nothing
 from the rest of the project.
@@ -150,7 +151,10 @@ def make(name: str, model: nn.Module, seed: int = 0, **hparams) -> Regularizer:
         from .stack import Stack
         reg = Stack(regs)
         reg.name = name
-    reg.hparams = {**accepted, **hparams}      # every value in use, the defaults included
+    # every value in use: the defaults, the registry's fixed ones (ewc_online's online=True)
+    # and the given ones
+    fixed = {_key(m, k): v for m in methods for k, v in _REGISTRY[m][2].items()}
+    reg.hparams = {**accepted, **fixed, **hparams}
     return reg
 
 

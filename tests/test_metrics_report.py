@@ -494,11 +494,19 @@ def test_difference_ci_against_numpy():
     draws = B[rng.integers(0, 5, (20000, 5))].mean(1) - A[rng.integers(0, 5, (20000, 5))].mean(1)
     assert d["ci95"] == pytest.approx(np.percentile(draws, [2.5, 97.5]), abs=0.02)
     assert d["ci95"][0] > 0                          # these two groups are apart
+    # Welch's t interval, by hand: the mean difference -+ t(0.975, Welch df) x its SE
+    from scipy.stats import t
+    va, vb = np.var(A, ddof=1) / 5, np.var(B, ddof=1) / 5
+    df = (va + vb) ** 2 / (va ** 2 / 4 + vb ** 2 / 4)
+    half = t.ppf(0.975, df) * np.sqrt(va + vb)
+    assert d["welch_ci95"] == pytest.approx([d["mean"] - half, d["mean"] + half])
+    assert bootstrap.difference_ci([1.0, 1.0], [2.0, 2.0])["welch_ci95"] == [1.0, 1.0]
     flip = bootstrap.difference_ci(b, a, n_resamples=20000)
     assert flip["mean"] == pytest.approx(-d["mean"])
     # unequal sizes, None and NaN left out, one value: no interval
     assert bootstrap.difference_ci([1.0, None, 3.0, float("nan")], [2.0, 2.0, 2.0])["n"] == [2, 3]
-    assert bootstrap.difference_ci([1.0], [2.0, 3.0]) == {"mean": 1.5, "ci95": None, "n": [1, 2]}
+    assert bootstrap.difference_ci([1.0], [2.0, 3.0]) == {"mean": 1.5, "ci95": None,
+                                                          "welch_ci95": None, "n": [1, 2]}
     assert bootstrap.difference_ci([], [2.0])["mean"] is None
 
 
@@ -745,7 +753,7 @@ def test_group_difference_script(capsys, tmp_path):
     """experiments/group_difference.py: B minus A per measure, over complete runs only."""
     gd = load_script("experiments", "group_difference")
     run = lambda path, far, last, forg: {
-        "run": path, "reward_matrix": [[1.0, 0.0], [1.0, 2.0]][:len(last)],
+        "run": path, "reward_matrix": [[1.0, 0.0], [1.0, 10 * last[-1][-1]]][:len(last)],
         "reward_matrix_sampled": [[1.0, 0.0], [1.0, 2.0]],
         "normalised_accumulated_reward": far, "normalised_accumulated_reward_sampled": far,
         "random_normalised_matrix": last, "random_normalised_matrix_sampled": last,
@@ -770,7 +778,9 @@ def test_group_difference_script(capsys, tmp_path):
     path = tmp_path / "report.json"
     path.write_text(json.dumps(rep))
     assert gd.main([str(path), "--pair", "ft:ewc lam=5"]) == 0
-    assert "greedy   last_game_random_normalised    -0.400" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "greedy   last_game_random_normalised  -0.400" in out
+    assert "greedy   last_game_raw                -4.000" in out    # (1 + 1) / 2 - (4 + 6) / 2
     with pytest.raises(SystemExit):
         gd.main([str(path), "--pair", "ft:nope"])
     assert "no group labelled 'nope'" in capsys.readouterr().err

@@ -237,6 +237,10 @@ def test_stack_names_and_errors():
     reg = regularizers.make("ewc+redo", TinyMLP(), lam=7.0, redo_tau=0.025)
     assert reg.hparams == {**hp_of("ewc"), "lam": 7.0, "redo_tau": 0.025,
                            "redo_period": hp_of("redo")["redo_period"]}
+    assert reg.hparams["online"] is False
+    # a registry name's fixed arguments are values in use too
+    assert regularizers.make("ewc_online+redo", TinyMLP()).hparams["online"] is True
+    assert regularizers.make("agscl_no_reinit", TinyMLP()).hparams["reinit"] == "none"
 
 
 def hp_of(name):

@@ -123,8 +123,8 @@ def test_results_and_files(tmp_path):
     on_disk = json.loads((tmp_path / "results.json").read_text())
     assert on_disk["accuracy_matrix"] == A
     # every hyperparameter value the run used, the method's own defaults included
-    assert on_disk["regularizer_hparams"] == regularizers.hyperparameters("agscl")
-    assert on_disk["regularizer_hparams"]["reinit_from"] == "zero_norm"
+    assert on_disk["regularizer_hparams_in_use"] == regularizers.hyperparameters("agscl")
+    assert on_disk["regularizer_hparams_in_use"]["reinit_from"] == "zero_norm"
     assert (tmp_path / "config.json").exists()
     assert (tmp_path / "checkpoints" / "task0.pt").exists()
     assert (tmp_path / "plots" / "accuracy_matrix.png").exists()
