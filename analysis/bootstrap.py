@@ -1,12 +1,13 @@
 """Estimates over seeds and games with bootstrap confidence intervals, as rliable computes
 them (Agarwal et al., NeurIPS 2021): ``iqm``, ``bootstrap_ci``, ``mean_ci``,
 ``aggregate_scores`` (the IQM and mean with the stratified bootstrap, computed with
-``scipy.stats.bootstrap``), ``difference_ci`` (two groups' means apart), and ``interval_text``, an estimate with its interval as a table
-shows it. No I/O.
+``scipy.stats.bootstrap``), ``difference_ci`` (two groups' means apart), and
+``interval_text``, an estimate with its interval as a table shows it. No I/O.
 """
 from __future__ import annotations
 
 import inspect
+import warnings
 
 import numpy as np
 
@@ -34,6 +35,13 @@ def _iqm_along(x, axis=-1):
     return trim_mean(x, 0.25, axis=axis)
 
 
+def _generator(bootstrap, seed: int) -> dict:
+    """scipy.stats.bootstrap's keyword for a fresh seeded generator ('random_state' before
+    scipy 1.15)."""
+    name = "rng" if "rng" in inspect.signature(bootstrap).parameters else "random_state"
+    return {name: np.random.default_rng(seed)}
+
+
 def bootstrap_ci(samples, statistic, n_resamples: int = BOOTSTRAP_RESAMPLES,
                  confidence: float = CONFIDENCE, seed: int = 0):
     """Percentile bootstrap interval [lo, hi] of ``statistic`` of the pooled values of
@@ -49,12 +57,9 @@ def bootstrap_ci(samples, statistic, n_resamples: int = BOOTSTRAP_RESAMPLES,
         raise ValueError("bootstrap_ci needs non-empty samples")
     if min(len(s) for s in samples) < 2:
         return None
-    kw = {"rng": np.random.default_rng(seed)}
-    if "rng" not in inspect.signature(bootstrap).parameters:     # scipy < 1.15
-        kw = {"random_state": np.random.default_rng(seed)}
     res = bootstrap(tuple(samples), _pooled(statistic), n_resamples=n_resamples,
                     confidence_level=confidence, method="percentile", vectorized=True,
-                    paired=False, **kw)
+                    paired=False, **_generator(bootstrap, seed))
     return [float(res.confidence_interval.low), float(res.confidence_interval.high)]
 
 
@@ -86,19 +91,15 @@ def difference_ci(a, b, n_resamples: int = BOOTSTRAP_RESAMPLES) -> dict:
            "n": [len(xa), len(xb)]}
     if min(len(xa), len(xb)) < 2:
         return out
-    kw = {"rng": np.random.default_rng(0)}
-    if "rng" not in inspect.signature(bootstrap).parameters:     # scipy < 1.15
-        kw = {"random_state": np.random.default_rng(0)}
     res = bootstrap((np.asarray(xa), np.asarray(xb)),
                     lambda x, y, axis=-1: np.mean(y, axis=axis) - np.mean(x, axis=axis),
                     n_resamples=n_resamples, confidence_level=CONFIDENCE, method="percentile",
-                    vectorized=True, paired=False, **kw)
+                    vectorized=True, paired=False, **_generator(bootstrap, 0))
     out["ci95"] = [float(res.confidence_interval.low), float(res.confidence_interval.high)]
     from scipy.stats import ttest_ind
     if np.ptp(xa) == 0 and np.ptp(xb) == 0:       # no spread: the difference is exact
         out["welch_ci95"] = [out["mean"], out["mean"]]
     else:
-        import warnings
         with warnings.catch_warnings():     # one group without spread: scipy warns of
             warnings.simplefilter("ignore", RuntimeWarning)      # precision; the CI holds
             ci = ttest_ind(xb, xa, equal_var=False).confidence_interval(CONFIDENCE)
