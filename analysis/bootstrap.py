@@ -1,8 +1,8 @@
 """Estimates over seeds and games with bootstrap confidence intervals, as rliable computes
 them (Agarwal et al., NeurIPS 2021): ``iqm``, ``bootstrap_ci``, ``mean_ci``,
 ``aggregate_scores`` (the IQM and mean with the stratified bootstrap, computed with
-``scipy.stats.bootstrap``), ``difference_ci`` (two groups' means apart), and
-``interval_text``, an estimate with its interval as a table shows it. No I/O.
+``scipy.stats.bootstrap``), ``difference_ci`` (two groups' means apart), ``holm`` (a family
+of p-values adjusted), and ``interval_text``, an estimate with its interval as a table shows it. No I/O.
 """
 from __future__ import annotations
 
@@ -78,17 +78,19 @@ def difference_ci(a, b, n_resamples: int = BOOTSTRAP_RESAMPLES) -> dict:
     """The difference of two groups' means over their seeds, mean(b) - mean(a): {"mean",
     "ci95": percentile bootstrap [lo, hi] with each group's seeds resampled with replacement
     independently (unpaired: seed i of one group shares nothing with seed i of the other),
-    "welch_ci95": Welch's t interval (unequal variances), "n": [len(a), len(b)]}. None values
-    are left out; the intervals are None when a group has fewer than 2 values. With few seeds
+    "welch_ci95": Welch's t interval (unequal variances), "welch_p": Welch's two-sided p-value,
+    "n": [len(a), len(b)]}. None values are left out; the intervals and p are None when a group
+    has fewer than 2 values. With few seeds
     the percentile bootstrap is too narrow (it resamples each group's spread at (n-1)/n of
     its variance, and its percentiles cover less than 95% at n = 5); Welch's interval is the
     more cautious of the two there."""
     from scipy.stats import bootstrap
     xa, xb = ([float(v) for v in vs if v is not None and np.isfinite(v)] for vs in (a, b))
     if not xa or not xb:
-        return {"mean": None, "ci95": None, "welch_ci95": None, "n": [len(xa), len(xb)]}
+        return {"mean": None, "ci95": None, "welch_ci95": None, "welch_p": None,
+                "n": [len(xa), len(xb)]}
     out = {"mean": float(np.mean(xb) - np.mean(xa)), "ci95": None, "welch_ci95": None,
-           "n": [len(xa), len(xb)]}
+           "welch_p": None, "n": [len(xa), len(xb)]}
     if min(len(xa), len(xb)) < 2:
         return out
     res = bootstrap((np.asarray(xa), np.asarray(xb)),
@@ -99,11 +101,27 @@ def difference_ci(a, b, n_resamples: int = BOOTSTRAP_RESAMPLES) -> dict:
     from scipy.stats import ttest_ind
     if np.ptp(xa) == 0 and np.ptp(xb) == 0:       # no spread: the difference is exact
         out["welch_ci95"] = [out["mean"], out["mean"]]
+        out["welch_p"] = 1.0 if out["mean"] == 0 else 0.0
     else:
         with warnings.catch_warnings():     # one group without spread: scipy warns of
             warnings.simplefilter("ignore", RuntimeWarning)      # precision; the CI holds
-            ci = ttest_ind(xb, xa, equal_var=False).confidence_interval(CONFIDENCE)
+            t = ttest_ind(xb, xa, equal_var=False)
+            ci = t.confidence_interval(CONFIDENCE)
         out["welch_ci95"] = [float(ci.low), float(ci.high)]
+        out["welch_p"] = float(t.pvalue)
+    return out
+
+
+def holm(pvalues) -> list:
+    """Holm's step-down adjustment of a family of p-values (Holm 1979): sorted ascending,
+    the i-th smallest (from 0) is multiplied by (m - i), made non-decreasing along the order
+    and capped at 1. A test separates at family-wise level alpha iff its adjusted p <= alpha.
+    None stays None and does not count in m."""
+    idx = [i for i, p in enumerate(pvalues) if p is not None]
+    m, out, running = len(idx), [None] * len(pvalues), 0.0
+    for rank, i in enumerate(sorted(idx, key=lambda i: pvalues[i])):
+        running = max(running, min(1.0, (m - rank) * pvalues[i]))
+        out[i] = running
     return out
 
 

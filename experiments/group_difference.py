@@ -12,11 +12,15 @@ normalised forgetting (mean over the games before the last), stability S and pla
 (eq. 16 and 15), each as the difference of the means with two intervals of
 ``analysis.bootstrap.difference_ci``: the percentile bootstrap (the two groups' seeds
 resampled independently) and Welch's t. "apart" marks a measure whose Welch interval excludes
-0 (the bootstrap's is too narrow at 5 seeds). Read with care:
+0 (the bootstrap's is too narrow at 5 seeds). Each row also shows Welch's p and Holm's
+adjusted p over the whole printed family (every pair, protocol and measure printed; narrow it
+with ``--measures``), with "Holm" marking a row that separates at a family-wise 5%. Read with
+care:
 - every normalised measure is relative to the fine-tuning runs in the report (Figure 7's and
   P's reference is fine-tuning's best task-end score per game over all of them), so adding
   runs to a report can move it; the last game's raw score has no reference;
-- ten measures per pair are ten tests: one "apart" among them is weak evidence;
+- ten measures per pair are ten tests: one "apart" among them is weak evidence (Holm's
+  column is the family's answer);
 - an interval that holds 0 says these seeds cannot tell the groups apart, not that they are
   equal.
 """
@@ -28,7 +32,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from analysis.bootstrap import difference_ci, interval_text  # noqa: E402
+from analysis.bootstrap import difference_ci, holm, interval_text  # noqa: E402
 from analysis.report import ReportError, read_game_report  # noqa: E402
 
 
@@ -49,7 +53,7 @@ MEASURES = ("figure7_final", "last_game_raw", "last_game_random_normalised",
             "forgetting_normalised", "stability", "plasticity")
 
 
-def differences(report: dict, a: str, b: str) -> dict:
+def differences(report: dict, a: str, b: str, measures=MEASURES) -> dict:
     """{protocol: {measure: difference_ci(A's runs, B's runs)}} over complete runs."""
     groups = {g["label"]: g for g in report["groups"]}
     for label in (a, b):
@@ -66,7 +70,7 @@ def differences(report: dict, a: str, b: str) -> dict:
                         and len(runs[p].get(f"reward_matrix{suffix}") or []) == n]
             per[label] = [_measures(r, suffix, n) for r in complete]
         out[kind] = {m: difference_ci([x[m] for x in per[a]], [x[m] for x in per[b]])
-                     for m in MEASURES}
+                     for m in measures}
     return out
 
 
@@ -75,28 +79,41 @@ def main(argv=None) -> int:
     p.add_argument("report", help="a report.json of train.py report (a game stream's)")
     p.add_argument("--pair", action="append", required=True, metavar="A:B",
                    help="two group labels, A:B; prints B minus A (repeatable)")
+    p.add_argument("--measures", nargs="+", choices=MEASURES, default=list(MEASURES),
+                   metavar="MEASURE", help=f"the measures to print, and so Holm's family "
+                   f"(default: all of {', '.join(MEASURES)})")
     args = p.parse_args(argv)
     try:
         report = read_game_report(args.report)
     except ReportError as e:
         p.error(str(e))
+    pairs = []
     for pair in args.pair:
         if pair.count(":") != 1:
             p.error(f"--pair {pair!r}: give two group labels as A:B")
         a, b = pair.split(":")
         try:
-            diff = differences(report, a, b)
+            pairs.append((a, b, differences(report, a, b, args.measures)))
         except KeyError as e:
             p.error(str(e.args[0]))
-        print(f"{b}  minus  {a}   (mean difference, bootstrap [95% CI], Welch [95% CI]; "
-              f"'apart': Welch's excludes 0)")
+    family = [d for _, _, diff in pairs for rows in diff.values() for d in rows.values()]
+    for d, adjusted in zip(family, holm([d["welch_p"] for d in family])):
+        d["holm_p"] = adjusted
+    print(f"(mean difference, bootstrap [95% CI], Welch [95% CI], Welch's p, Holm's p over all "
+          f"{sum(d['welch_p'] is not None for d in family)} rows; 'apart': Welch's interval "
+          f"excludes 0; 'Holm': Holm's p <= 0.05)")
+    for a, b, diff in pairs:
+        print(f"{b}  minus  {a}")
         for kind, rows in diff.items():
             for m, d in rows.items():
                 w = d["welch_ci95"]
                 apart = w is not None and (w[0] > 0 or w[1] < 0)
                 welch = "" if w is None else f"[{w[0]:.3f}, {w[1]:.3f}]"
+                ps = "" if d["welch_p"] is None else f"p {d['welch_p']:.3f} holm {d['holm_p']:.3f}"
+                flags = ("  apart" if apart else "") + \
+                    ("  Holm" if d["holm_p"] is not None and d["holm_p"] <= 0.05 else "")
                 print(f"  {kind:8s} {m:28s} {interval_text(d['mean'], d['ci95']):26s} "
-                      f"{welch:18s}{'  apart' if apart else ''}  (n {d['n'][0]}, {d['n'][1]})")
+                      f"{welch:18s} {ps:22s}{flags}  (n {d['n'][0]}, {d['n'][1]})")
     return 0
 
 

@@ -500,14 +500,30 @@ def test_difference_ci_against_numpy():
     df = (va + vb) ** 2 / (va ** 2 / 4 + vb ** 2 / 4)
     half = t.ppf(0.975, df) * np.sqrt(va + vb)
     assert d["welch_ci95"] == pytest.approx([d["mean"] - half, d["mean"] + half])
+    # Welch's two-sided p, by hand: the t statistic on the same df
+    assert d["welch_p"] == pytest.approx(2 * t.sf(abs(d["mean"]) / np.sqrt(va + vb), df))
     assert bootstrap.difference_ci([1.0, 1.0], [2.0, 2.0])["welch_ci95"] == [1.0, 1.0]
+    assert bootstrap.difference_ci([1.0, 1.0], [2.0, 2.0])["welch_p"] == 0.0
     flip = bootstrap.difference_ci(b, a, n_resamples=20000)
     assert flip["mean"] == pytest.approx(-d["mean"])
     # unequal sizes, None and NaN left out, one value: no interval
     assert bootstrap.difference_ci([1.0, None, 3.0, float("nan")], [2.0, 2.0, 2.0])["n"] == [2, 3]
     assert bootstrap.difference_ci([1.0], [2.0, 3.0]) == {"mean": 1.5, "ci95": None,
-                                                          "welch_ci95": None, "n": [1, 2]}
+                                                          "welch_ci95": None, "welch_p": None,
+                                                          "n": [1, 2]}
     assert bootstrap.difference_ci([], [2.0])["mean"] is None
+
+
+def test_holm_by_hand():
+    """Holm's step-down adjustment worked out by hand: the i-th smallest of m times (m - i),
+    non-decreasing along the order, capped at 1; None left out of m."""
+    assert bootstrap.holm([0.01, 0.04, 0.03, 0.005]) == pytest.approx([0.03, 0.06, 0.06, 0.02])
+    assert bootstrap.holm([None, 0.01, 0.04]) == [None, pytest.approx(0.02), pytest.approx(0.04)]
+    assert bootstrap.holm([0.5, 0.6]) == [1.0, 1.0]
+    assert bootstrap.holm([0.02]) == [0.02] and bootstrap.holm([]) == []
+    # at family-wise 5% the step-down stops at the first sorted p above 0.05 / (m - i)
+    p = [0.001, 0.0125, 0.03, 0.3]     # 0.001 <= 0.05/4, 0.0125 <= 0.05/3, 0.03 > 0.05/2: stop
+    assert [q <= 0.05 for q in bootstrap.holm(p)] == [True, True, False, False]
 
 
 def _numpy_stratified_bootstrap(S, statistic, resamples, seed):
@@ -781,6 +797,21 @@ def test_group_difference_script(capsys, tmp_path):
     out = capsys.readouterr().out
     assert "greedy   last_game_random_normalised  -0.400" in out
     assert "greedy   last_game_raw                -4.000" in out    # (1 + 1) / 2 - (4 + 6) / 2
+    # Holm's family is every printed row with a p: here 2 protocols x 6 measures, less the
+    # sampled stability (no values) and the rows whose groups have no spread
+    d = gd.differences(rep, "ft", "ewc lam=5")
+    ps = [x["welch_p"] for rows in d.values() for x in rows.values()]
+    line = next(x for x in out.splitlines() if "greedy   figure7_final" in x)
+    pf = d["greedy"]["figure7_final"]["welch_p"]
+    expected = bootstrap.holm(ps)[ps.index(pf)]
+    assert f"p {pf:.3f} holm {expected:.3f}" in line
+    assert f"Holm's p over all {sum(p is not None for p in ps)} rows" in out
+    assert gd.main([str(path), "--pair", "ft:ewc lam=5", "--measures", "figure7_final"]) == 0
+    out = capsys.readouterr().out
+    assert "last_game_raw" not in out and "over all 2 rows" in out     # greedy and sampled
+    line = next(x for x in out.splitlines() if "greedy   figure7_final" in x)
+    both = [d["greedy"]["figure7_final"]["welch_p"], d["sampled"]["figure7_final"]["welch_p"]]
+    assert f"holm {bootstrap.holm(both)[0]:.3f}" in line
     with pytest.raises(SystemExit):
         gd.main([str(path), "--pair", "ft:nope"])
     assert "no group labelled 'nope'" in capsys.readouterr().err
