@@ -254,6 +254,9 @@ def _note(path: Path, text: str) -> None:
         log.write(f"study: {text}\n")
 
 
+RELEASE_POLL_S = 0.2       # how often a held run folder is looked at (a lock test: cheap)
+
+
 def _wait_released(folder, name: str, timeout: float) -> None:
     """Wait until no process holds the trial's run folder, e.g. the train.py of an attempt
     whose worker was lost and that is saving; RuntimeError (Tune retries) after ``timeout``."""
@@ -266,7 +269,7 @@ def _wait_released(folder, name: str, timeout: float) -> None:
             raise RuntimeError(f"trial {name}: {folder.path} is still held by pid "
                                f"{folder.holder()} after {timeout:.0f} s; stop that process "
                                f"(kill -INT saves a checkpoint), then run the study again")
-        time.sleep(1)
+        time.sleep(RELEASE_POLL_S)
 
 
 def _command_line(folder, argv: list[str]) -> list[str]:

@@ -13,8 +13,6 @@ import os
 import tempfile
 from pathlib import Path
 
-import torch
-
 try:                        # POSIX; elsewhere runs are simply not locked
     import fcntl
 except ImportError:         # pragma: no cover
@@ -251,11 +249,13 @@ class RunFolder:
             self._lock_file = None
 
     def save_checkpoint(self, state: dict, name: str = "last.pt") -> Path:
+        import torch        # here, not above: a study's runner reads folders without torch
         path = self.ckpt_dir / name
         _atomic_write_bytes(path, lambda f: torch.save(state, f))
         return path
 
     def load_checkpoint(self, path: Path | None = None) -> dict:
+        import torch
         path = Path(path or self.last_checkpoint)
         if not path.exists():
             raise RunError(f"no checkpoint at {path}: the run stopped before its first "

@@ -35,6 +35,7 @@ This module imports nothing from ``agents``, ``regularizers`` or ``continual``.
 """
 from __future__ import annotations
 
+import functools
 import os
 from dataclasses import dataclass
 from typing import Callable, Sequence
@@ -124,8 +125,10 @@ def default_env_threads(num_envs: int) -> int:
     return max(1, min(num_envs, os.cpu_count() or 1))
 
 
+@functools.lru_cache(maxsize=None)
 def num_actions(game: str) -> int:
-    """Size of the game's minimal action set, read from the ROM."""
+    """Size of the game's minimal action set, read from the ROM (once per game and process:
+    a learner asks for every game of its stream)."""
     import ale_py
     from ale_py import roms
     ale = ale_py.ALEInterface()

@@ -325,13 +325,13 @@ def test_a_held_folder_is_waited_for_and_the_run_it_finished_is_not_run_again(tm
     path = tmp_path / "finetune-seed1"
     _complete_folder(path)
     (path / "results.json").write_text(json.dumps({"status": "running"}))
-    holder = subprocess.Popen([sys.executable, "-c", HOLDER, str(path), "1.5"], cwd=ROOT,
+    holder = subprocess.Popen([sys.executable, "-c", HOLDER, str(path), "0.6"], cwd=ROOT,
                               stdout=subprocess.PIPE, text=True)
     assert holder.stdout.readline().strip() == "held"
     reports = []
     t0 = time.monotonic()
     study.run_trial(_trial(path), report=reports.append)
-    assert time.monotonic() - t0 >= 1.0 and holder.wait(timeout=10) == 0
+    assert time.monotonic() - t0 >= 0.5 and holder.wait(timeout=10) == 0
     assert [r["status"] for r in reports] == ["complete"]
     log = (path / "trial.log").read_text()
     assert f"waiting for pid {holder.pid} to release the run folder" in log
