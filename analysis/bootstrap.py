@@ -80,7 +80,8 @@ def difference_ci(a, b, n_resamples: int = BOOTSTRAP_RESAMPLES) -> dict:
     independently (unpaired: seed i of one group shares nothing with seed i of the other),
     "welch_ci95": Welch's t interval (unequal variances), "welch_p": Welch's two-sided p-value,
     "n": [len(a), len(b)]}. None values are left out; the intervals and p are None when a group
-    has fewer than 2 values. With few seeds
+    has fewer than 2 values; when neither group has spread the difference is exact (its
+    intervals are the point) and p is None (Welch's t is undefined). With few seeds
     the percentile bootstrap is too narrow (it resamples each group's spread at (n-1)/n of
     its variance, and its percentiles cover less than 95% at n = 5); Welch's interval is the
     more cautious of the two there."""
@@ -100,8 +101,9 @@ def difference_ci(a, b, n_resamples: int = BOOTSTRAP_RESAMPLES) -> dict:
     out["ci95"] = [float(res.confidence_interval.low), float(res.confidence_interval.high)]
     from scipy.stats import ttest_ind
     if np.ptp(xa) == 0 and np.ptp(xb) == 0:       # no spread: the difference is exact
-        out["welch_ci95"] = [out["mean"], out["mean"]]
-        out["welch_p"] = 1.0 if out["mean"] == 0 else 0.0
+        if xa[0] == xb[0]:         # the means of equal values can differ by an ulp
+            out["mean"], out["ci95"] = 0.0, [0.0, 0.0]
+        out["welch_ci95"] = [out["mean"], out["mean"]]     # Welch's t is 0/0: no p
     else:
         with warnings.catch_warnings():     # one group without spread: scipy warns of
             warnings.simplefilter("ignore", RuntimeWarning)      # precision; the CI holds

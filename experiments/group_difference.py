@@ -13,8 +13,8 @@ normalised forgetting (mean over the games before the last), stability S and pla
 ``analysis.bootstrap.difference_ci``: the percentile bootstrap (the two groups' seeds
 resampled independently) and Welch's t. "apart" marks a measure whose Welch interval excludes
 0 (the bootstrap's is too narrow at 5 seeds). Each row also shows Welch's p and Holm's
-adjusted p over the whole printed family (every pair, protocol and measure printed; narrow it
-with ``--measures``), with "Holm" marking a row that separates at a family-wise 5%. Read with
+adjusted p over the whole printed family (every pair, protocol and measure printed that has a
+p: rows whose groups both lack spread have none; narrow the family with ``--measures``), with "Holm" marking a row that separates at a family-wise 5%. Read with
 care:
 - every normalised measure is relative to the fine-tuning runs in the report (Figure 7's and
   P's reference is fine-tuning's best task-end score per game over all of them), so adding
@@ -80,8 +80,8 @@ def main(argv=None) -> int:
     p.add_argument("--pair", action="append", required=True, metavar="A:B",
                    help="two group labels, A:B; prints B minus A (repeatable)")
     p.add_argument("--measures", nargs="+", choices=MEASURES, default=list(MEASURES),
-                   metavar="MEASURE", help=f"the measures to print, and so Holm's family "
-                   f"(default: all of {', '.join(MEASURES)})")
+                   metavar="MEASURE", help=f"the measures to print, and so Holm's family; "
+                   f"give the report before this flag (default: all of {', '.join(MEASURES)})")
     args = p.parse_args(argv)
     try:
         report = read_game_report(args.report)

@@ -503,7 +503,11 @@ def test_difference_ci_against_numpy():
     # Welch's two-sided p, by hand: the t statistic on the same df
     assert d["welch_p"] == pytest.approx(2 * t.sf(abs(d["mean"]) / np.sqrt(va + vb), df))
     assert bootstrap.difference_ci([1.0, 1.0], [2.0, 2.0])["welch_ci95"] == [1.0, 1.0]
-    assert bootstrap.difference_ci([1.0, 1.0], [2.0, 2.0])["welch_p"] == 0.0
+    # no spread in either group: the difference is exact, and Welch's t (0/0) gives no p
+    assert bootstrap.difference_ci([1.0, 1.0], [2.0, 2.0])["welch_p"] is None
+    same = bootstrap.difference_ci([0.1] * 3, [0.1] * 2)         # means an ulp apart
+    assert (same["mean"], same["ci95"], same["welch_ci95"], same["welch_p"]) == \
+        (0.0, [0.0, 0.0], [0.0, 0.0], None)
     flip = bootstrap.difference_ci(b, a, n_resamples=20000)
     assert flip["mean"] == pytest.approx(-d["mean"])
     # unequal sizes, None and NaN left out, one value: no interval
@@ -519,7 +523,7 @@ def test_holm_by_hand():
     non-decreasing along the order, capped at 1; None left out of m."""
     assert bootstrap.holm([0.01, 0.04, 0.03, 0.005]) == pytest.approx([0.03, 0.06, 0.06, 0.02])
     assert bootstrap.holm([None, 0.01, 0.04]) == [None, pytest.approx(0.02), pytest.approx(0.04)]
-    assert bootstrap.holm([0.5, 0.6]) == [1.0, 1.0]
+    assert bootstrap.holm([0.6, 0.7]) == [1.0, 1.0]              # 1.2 and 0.7 uncapped
     assert bootstrap.holm([0.02]) == [0.02] and bootstrap.holm([]) == []
     # at family-wise 5% the step-down stops at the first sorted p above 0.05 / (m - i)
     p = [0.001, 0.0125, 0.03, 0.3]     # 0.001 <= 0.05/4, 0.0125 <= 0.05/3, 0.03 > 0.05/2: stop
@@ -797,15 +801,16 @@ def test_group_difference_script(capsys, tmp_path):
     out = capsys.readouterr().out
     assert "greedy   last_game_random_normalised  -0.400" in out
     assert "greedy   last_game_raw                -4.000" in out    # (1 + 1) / 2 - (4 + 6) / 2
-    # Holm's family is every printed row with a p: here 2 protocols x 6 measures, less the
-    # sampled stability (no values) and the rows whose groups have no spread
+    # Holm's family is every printed row with a p: 2 protocols x 6 measures, less the rows
+    # whose groups both lack spread (greedy stability, greedy and sampled plasticity, sampled
+    # last_game_raw) and the sampled stability (no values)
     d = gd.differences(rep, "ft", "ewc lam=5")
     ps = [x["welch_p"] for rows in d.values() for x in rows.values()]
+    assert sum(p is not None for p in ps) == 7
+    assert "Holm's p over all 7 rows" in out
     line = next(x for x in out.splitlines() if "greedy   figure7_final" in x)
     pf = d["greedy"]["figure7_final"]["welch_p"]
-    expected = bootstrap.holm(ps)[ps.index(pf)]
-    assert f"p {pf:.3f} holm {expected:.3f}" in line
-    assert f"Holm's p over all {sum(p is not None for p in ps)} rows" in out
+    assert f"p {pf:.3f} holm {bootstrap.holm(ps)[ps.index(pf)]:.3f}" in line
     assert gd.main([str(path), "--pair", "ft:ewc lam=5", "--measures", "figure7_final"]) == 0
     out = capsys.readouterr().out
     assert "last_game_raw" not in out and "over all 2 rows" in out     # greedy and sampled
@@ -815,3 +820,37 @@ def test_group_difference_script(capsys, tmp_path):
     with pytest.raises(SystemExit):
         gd.main([str(path), "--pair", "ft:nope"])
     assert "no group labelled 'nope'" in capsys.readouterr().err
+
+
+def test_group_difference_holm_family_spans_every_pair(capsys, tmp_path):
+    """Holm's family is every printed row of every pair: two pairs x two protocols of one
+    measure here, adjusted by hand from scipy's Welch p-values; a separated row is flagged."""
+    from scipy.stats import ttest_ind
+    gd = load_script("experiments", "group_difference")
+    far = {"ft": [1.0, 1.1, 0.9], "x": [2.0, 2.1, 1.9], "y": [1.0, 1.2, 0.95]}
+    runs, groups = [], []
+    for label, values in far.items():
+        names = [f"{label}{i}" for i in range(len(values))]
+        groups.append({"label": label, "runs": names})
+        for name, v in zip(names, values):
+            runs.append({"run": name, "reward_matrix": [[1.0, 0.0], [1.0, 1.0]],
+                         "reward_matrix_sampled": [[1.0, 0.0], [1.0, 1.0]],
+                         "normalised_accumulated_reward": [0.5, v],
+                         "normalised_accumulated_reward_sampled": [0.5, v]})
+    path = tmp_path / "report.json"
+    path.write_text(json.dumps({"tasks": ["A", "B"], "groups": groups, "runs": runs}))
+    assert gd.main([str(path), "--pair", "ft:x", "--pair", "ft:y",
+                    "--measures", "figure7_final"]) == 0
+    out = capsys.readouterr().out
+    p_x = ttest_ind(far["x"], far["ft"], equal_var=False).pvalue
+    p_y = ttest_ind(far["y"], far["ft"], equal_var=False).pvalue
+    assert p_x < p_y
+    # sorted: p_x, p_x, p_y, p_y -> 4 p_x, max(4 p_x, 3 p_x), 2 p_y, max(2 p_y, p_y); cap 1
+    holm_x, holm_y = 4 * p_x, min(1.0, 2 * p_y)
+    assert holm_x <= 0.05 < holm_y
+    rows = [x for x in out.splitlines() if "figure7_final" in x]
+    assert len(rows) == 4 and "over all 4 rows" in out
+    for row in rows[:2]:                                   # ft:x, greedy and sampled
+        assert f"p {p_x:.3f} holm {holm_x:.3f}" in row and "apart  Holm" in row
+    for row in rows[2:]:                                   # ft:y
+        assert f"p {p_y:.3f} holm {holm_y:.3f}" in row and "Holm" not in row

@@ -331,7 +331,7 @@ def test_a_held_folder_is_waited_for_and_the_run_it_finished_is_not_run_again(tm
     reports = []
     t0 = time.monotonic()
     study.run_trial(_trial(path), report=reports.append)
-    assert time.monotonic() - t0 >= 0.5 and holder.wait(timeout=10) == 0
+    assert time.monotonic() - t0 >= 0.3 and holder.wait(timeout=10) == 0
     assert [r["status"] for r in reports] == ["complete"]
     log = (path / "trial.log").read_text()
     assert f"waiting for pid {holder.pid} to release the run folder" in log
