@@ -25,6 +25,7 @@ last rollout, spread evenly over its steps and games.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import time
 from typing import Any
 
@@ -41,7 +42,7 @@ from .atari_net import ARCHS, ActorCritic
 from .minatar_net import MinAtarActorCritic
 from .base import DORMANT_OBS, dormant_units, initial_weights, minibatch_step, \
     plasticity_metrics
-from .config import PPOConfig
+from .config import PPOConfig, resolve_bf16
 
 # The networks a stream may name (its NETWORKS, PPOConfig.arch): (actions per task, config,
 # the stream's net_options) -> a multi-head actor-critic
@@ -109,7 +110,9 @@ class PPOLearner:
     def __init__(self, config: PPOConfig, games: list[str] | str, device: str = "cpu",
                  env_threads: int = 0, env: str = "atari", env_options: dict | None = None,
                  net_options: dict | None = None):
-        self.config = config.validate()
+        # the autocast decided once: 'auto' -> what this device does natively
+        config = dataclasses.replace(config.validate(), bf16=resolve_bf16(config.bf16, device))
+        self.config = config
         stream = streams.get(env)
         if config.arch not in stream.NETWORKS:
             raise ValueError(f"arch={config.arch!r} does not fit the {env} stream: it runs "

@@ -163,6 +163,8 @@ def parse_value(kind: type, text):
         return text
     if kind is bool:
         t = text.strip().lower()
+        if t == "auto":             # the fields that take it say so (validated there)
+            return t
         if t not in ("1", "0", "true", "false", "yes", "no", "on", "off"):
             raise ValueError(f"{text!r} is not a boolean: use true or false")
         return t in ("1", "true", "yes", "on")

@@ -19,7 +19,7 @@ from typing import Any, ClassVar
 
 import regularizers
 from agents.config import REG_PRESETS, ClassifierConfig, PPOConfig, knob, \
-    replace_checked, strengths
+    replace_checked, resolve_bf16, strengths
 
 from envs import streams
 
@@ -91,6 +91,9 @@ class GameRun:
                              f"fit train.py {self.command}: it runs the {', '.join(s.PRESETS)} "
                              f"presets (arch {', '.join(s.NETWORKS)})")
         check_method(self.command, self.regularizer)
+        # config.json records the autocast the run uses, never 'auto'
+        self.ppo = dataclasses.replace(self.ppo, bf16=resolve_bf16(self.ppo.bf16,
+                                                                   self.machine.device))
         self.regularizer_hparams = {**strengths(self.command, self.regularizer, self.reg_preset),
                                     **self.regularizer_hparams}
         units = max(1, self.ppo.steps_per_task // self.ppo.batch_size)
