@@ -32,6 +32,10 @@ def replace_checked(cls, base: dict, overrides: dict, where: str | None = None):
     return cls(**{**base, **overrides})
 
 
+class BoolOrAuto:
+    """A field's kind for the CLI (``metadata["kind"]``): true, false or auto."""
+
+
 # --- PPO (agents/ppo.py) ---------------------------------------------------------------------
 @dataclass
 class PPOConfig:
@@ -71,7 +75,8 @@ class PPOConfig:
     bf16: bool | str = knob("auto", "bfloat16 autocast of the model's forward passes (losses, "
                                     "optimizer and regularizers stay float32): true, false, or "
                                     "auto = on where the CPU has AVX512-BF16 or AMX-BF16, off "
-                                    "elsewhere (GPUs included); config.json records which")
+                                    "elsewhere (GPUs included); config.json records which",
+                          kind=BoolOrAuto)
 
     @property
     def batch_size(self) -> int:

@@ -264,6 +264,14 @@ def ppo_keys(ppo: dict) -> dict:
     return ppo
 
 
+def saved_ppo(ppo: dict) -> dict:
+    """A config.json's ppo part as this code reads it (``ppo_keys``); one written before bf16
+    existed ran float32, so it never takes the 'auto' default."""
+    ppo = ppo_keys(dict(ppo))
+    ppo.setdefault("bf16", False)
+    return ppo
+
+
 def to_dict(config) -> dict:
     d = {"format_version": CHECKPOINT_FORMAT, "command": config.command}
     for f in fields(config):
@@ -280,6 +288,8 @@ def with_defaults(saved: dict) -> dict:
     ``analysis.report.report`` as ``resolve``). The file as it is where this code cannot read
     it (another format, a hand-made folder)."""
     try:
+        if isinstance(saved.get("ppo"), dict):
+            saved = {**saved, "ppo": saved_ppo(saved["ppo"])}
         return to_dict(from_dict(saved["command"], saved))
     except (KeyError, TypeError, ValueError, RunError):
         return saved

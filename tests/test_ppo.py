@@ -321,6 +321,24 @@ def test_bf16_auto_is_the_cpus_own_bf16(tmp_path, monkeypatch):
     assert tiny().bf16 == "auto"
     with pytest.raises(ValueError, match="bf16='maybe' must be true, false or auto"):
         tiny(bf16="maybe")
+    # bf16 on a CPU that emulates it: warned (a run resumed on another machine)
+    monkeypatch.setattr(C, "CPUINFO", str(tmp_path / "absent"))
+    with pytest.warns(UserWarning, match="without native bf16"):
+        make(tiny(bf16=True), "Boxing")
+    # only --bf16 takes 'auto': another boolean flag refuses it
+    with pytest.raises(ValueError, match="--hard-freeze: 'auto' is not a boolean"):
+        resolve("minatar", {"regularizer": "agscl", "hard_freeze": "auto"})
+    with pytest.raises(ValueError, match="--bf16: 'maybe' is not a boolean: use true or false "
+                                         "or auto"):
+        resolve("minatar", {"bf16": "maybe"})
+    # a config.json written before bf16 existed ran float32: it reads as bf16 false, here too
+    from continual.runconfig import with_defaults
+    old = to_dict(resolve("minatar", {"bf16": "false"}))
+    del old["ppo"]["bf16"]
+    monkeypatch.setattr(C, "CPUINFO", str(tmp_path / "bf16info"))
+    assert with_defaults(old)["ppo"]["bf16"] is False
+    (run / "config.json").write_text(json.dumps(old))
+    assert to_dict(resolve("minatar", {}, resume_from=run))["ppo"]["bf16"] is False
 
 
 def test_bf16_autocast_keeps_the_update_close_to_float32():
