@@ -53,8 +53,9 @@ def _add_run_flags(p: argparse.ArgumentParser, command: str) -> None:
         kw = dict(default=None, help=fl.help, dest=fl.name.replace("-", "_"))
         if fl.name == "no-progress":
             kw.update(action="store_const", const=True)
-        elif fl.kind is bool:
-            kw.update(nargs="?", const="true", metavar="BOOL")
+        elif fl.kind in (bool, flags.BoolOrAuto):
+            kw.update(nargs="?", const="true",
+                      metavar="BOOL" if fl.kind is bool else "{true,false,auto}")
         else:
             kw.update(metavar=fl.kind.__name__.upper() if fl.kind is not str else "TEXT")
         g.add_argument(*names, **kw)

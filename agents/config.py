@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import re
 from dataclasses import dataclass, field, fields
 from typing import Any
 
@@ -29,6 +30,10 @@ def replace_checked(cls, base: dict, overrides: dict, where: str | None = None):
         raise ValueError(f"{where or cls.__name__} has no field {', '.join(unknown)}; fields: "
                          f"{', '.join(sorted(names))}")
     return cls(**{**base, **overrides})
+
+
+class BoolOrAuto:
+    """A field's kind for the CLI (``metadata["kind"]``): true, false or auto."""
 
 
 # --- PPO (agents/ppo.py) ---------------------------------------------------------------------
@@ -65,9 +70,13 @@ class PPOConfig:
     importance_steps: int = knob(0, "env steps of end-of-task importance data (0: one rollout)")
     importance_batch_size: int = knob(32, "batch size of the importance data")
     channels_last: bool = knob(True, "channels-last activations in the update (faster on CPU)")
-    # bf16 pays only where the CPU has BF16 instructions (AVX-512-BF16, AMX) or on a GPU.
-    bf16: bool = knob(False, "bfloat16 autocast of the model's forward passes (losses, "
-                             "optimizer and regularizers stay float32)")
+    # bf16 pays only where the CPU has BF16 instructions (AVX-512-BF16, AMX); elsewhere it is
+    # emulated and many times slower. 'auto' is resolved once, by resolve_bf16.
+    bf16: bool | str = knob("auto", "bfloat16 autocast of the model's forward passes (losses, "
+                                    "optimizer and regularizers stay float32): true, false, or "
+                                    "auto = on where the CPU has AVX512-BF16 or AMX-BF16, off "
+                                    "elsewhere (GPUs included); config.json records which",
+                          kind=BoolOrAuto)
 
     @property
     def batch_size(self) -> int:
@@ -113,12 +122,37 @@ class PPOConfig:
             need(math.isfinite(v) and v >= 0, f"{k}={getattr(self, k)!r} must be >= 0")
         need(self.target_kl is None or float(self.target_kl) > 0,
              f"target_kl={self.target_kl!r} must be None or > 0")
-        for k in ("bf16", "channels_last", "anneal_lr", "clip_vloss", "norm_adv", "eval_sampled"):
+        need(isinstance(self.bf16, bool) or self.bf16 == "auto",
+             f"bf16={self.bf16!r} must be true, false or auto")
+        for k in ("channels_last", "anneal_lr", "clip_vloss", "norm_adv", "eval_sampled"):
             v = getattr(self, k)
             need(isinstance(v, bool), f"{k}={v!r} must be true or false")
         need(self.arch in streams.networks(),
              f"arch={self.arch!r} must be one of {', '.join(streams.networks())}")
         return self
+
+
+CPUINFO = "/proc/cpuinfo"
+
+
+def native_bf16(cpuinfo: str | None = None) -> bool:
+    """Whether this machine's CPU computes bfloat16 natively: the AVX512-BF16 or AMX-BF16 flag
+    in Linux's /proc/cpuinfo (``cpuinfo``: another file of its format; elsewhere: False)."""
+    try:
+        with open(cpuinfo or CPUINFO) as f:
+            text = f.read()
+    except OSError:
+        return False
+    return re.search(r"\b(avx512_bf16|amx_bf16)\b", text) is not None
+
+
+def resolve_bf16(bf16: bool | str, device: str) -> bool:
+    """PPOConfig.bf16 as a run uses it: 'auto' is on for a CPU with native bf16 and off on
+    any other device (bf16's effect on learning was measured on such a CPU only:
+    docs/RESULTS.md); true and false stay."""
+    if bf16 == "auto":
+        return str(device).split(":")[0] == "cpu" and native_bf16()
+    return bool(bf16)
 
 
 def ppo_presets() -> dict[str, dict[str, Any]]:

@@ -25,7 +25,9 @@ last rollout, spread evenly over its steps and games.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import time
+import warnings
 from typing import Any
 
 import numpy as np
@@ -41,7 +43,7 @@ from .atari_net import ARCHS, ActorCritic
 from .minatar_net import MinAtarActorCritic
 from .base import DORMANT_OBS, dormant_units, initial_weights, minibatch_step, \
     plasticity_metrics
-from .config import PPOConfig
+from .config import PPOConfig, native_bf16, resolve_bf16
 
 # The networks a stream may name (its NETWORKS, PPOConfig.arch): (actions per task, config,
 # the stream's net_options) -> a multi-head actor-critic
@@ -109,7 +111,15 @@ class PPOLearner:
     def __init__(self, config: PPOConfig, games: list[str] | str, device: str = "cpu",
                  env_threads: int = 0, env: str = "atari", env_options: dict | None = None,
                  net_options: dict | None = None):
-        self.config = config.validate()
+        # 'auto' as the run config resolves it for config.json (a run's config arrives
+        # resolved; a learner made directly, as the tests and benches do, resolves here)
+        config = dataclasses.replace(config.validate(), bf16=resolve_bf16(config.bf16, device))
+        if config.bf16 and torch.device(device).type == "cpu" and not native_bf16():
+            warnings.warn("bf16 autocast on a CPU without native bf16 (AVX512-BF16, AMX): "
+                          "emulated, many times slower than float32. A run recorded with "
+                          "bf16 keeps it on resume; start a new run with --bf16 false for "
+                          "speed here", stacklevel=2)
+        self.config = config
         stream = streams.get(env)
         if config.arch not in stream.NETWORKS:
             raise ValueError(f"arch={config.arch!r} does not fit the {env} stream: it runs "

@@ -17,11 +17,11 @@ from pathlib import Path
 from typing import Any
 
 import regularizers
-from agents.config import ClassifierConfig, PPOConfig, strengths
+from agents.config import BoolOrAuto, ClassifierConfig, PPOConfig, strengths
 
 from envs import streams
 
-from .runconfig import METHODS, RUNS, PerCommand, from_dict, merge, ppo_keys, to_dict
+from .runconfig import METHODS, RUNS, PerCommand, from_dict, merge, saved_ppo, to_dict
 from .runfolder import RunError, RunFolder, config_differences
 
 
@@ -161,10 +161,13 @@ def parse_value(kind: type, text):
     """A flag's text as its field's type: 'true'/'false' for booleans, 'a,b' for lists."""
     if not isinstance(text, str):
         return text
-    if kind is bool:
+    if kind is BoolOrAuto and text.strip().lower() == "auto":
+        return "auto"
+    if kind in (bool, BoolOrAuto):
         t = text.strip().lower()
         if t not in ("1", "0", "true", "false", "yes", "no", "on", "off"):
-            raise ValueError(f"{text!r} is not a boolean: use true or false")
+            raise ValueError(f"{text!r} is not a boolean: use true or false"
+                             + (" or auto" if kind is BoolOrAuto else ""))
         return t in ("1", "true", "yes", "on")
     if kind in (list, tuple):
         parts = [p.strip() for p in text.split(",")]
@@ -223,7 +226,7 @@ def resolve(command: str, given: dict[str, Any], config_file: str | None = None,
     run = RunFolder(resume_from)
     saved = run.read_config()
     if isinstance(saved.get("ppo"), dict):
-        saved["ppo"] = ppo_keys(dict(saved["ppo"]))
+        saved["ppo"] = saved_ppo(saved["ppo"])
     if saved.get("command") != command:
         raise RunError(f"{resume_from} is a {saved.get('command')} run: resume it with "
                        f"`train.py {saved.get('command')} --resume --out {resume_from}`")

@@ -19,7 +19,7 @@ from typing import Any, ClassVar
 
 import regularizers
 from agents.config import REG_PRESETS, ClassifierConfig, PPOConfig, knob, \
-    replace_checked, strengths
+    replace_checked, resolve_bf16, strengths
 
 from envs import streams
 
@@ -91,6 +91,9 @@ class GameRun:
                              f"fit train.py {self.command}: it runs the {', '.join(s.PRESETS)} "
                              f"presets (arch {', '.join(s.NETWORKS)})")
         check_method(self.command, self.regularizer)
+        # config.json records the autocast the run uses, never 'auto'
+        self.ppo = dataclasses.replace(self.ppo, bf16=resolve_bf16(self.ppo.bf16,
+                                                                   self.machine.device))
         self.regularizer_hparams = {**strengths(self.command, self.regularizer, self.reg_preset),
                                     **self.regularizer_hparams}
         units = max(1, self.ppo.steps_per_task // self.ppo.batch_size)
@@ -261,6 +264,14 @@ def ppo_keys(ppo: dict) -> dict:
     return ppo
 
 
+def saved_ppo(ppo: dict) -> dict:
+    """A config.json's ppo part as this code reads it (``ppo_keys``); one written before bf16
+    existed ran float32, so it never takes the 'auto' default."""
+    ppo = ppo_keys(dict(ppo))
+    ppo.setdefault("bf16", False)
+    return ppo
+
+
 def to_dict(config) -> dict:
     d = {"format_version": CHECKPOINT_FORMAT, "command": config.command}
     for f in fields(config):
@@ -277,6 +288,8 @@ def with_defaults(saved: dict) -> dict:
     ``analysis.report.report`` as ``resolve``). The file as it is where this code cannot read
     it (another format, a hand-made folder)."""
     try:
+        if isinstance(saved.get("ppo"), dict):
+            saved = {**saved, "ppo": saved_ppo(saved["ppo"])}
         return to_dict(from_dict(saved["command"], saved))
     except (KeyError, TypeError, ValueError, RunError):
         return saved

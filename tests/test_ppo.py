@@ -285,6 +285,62 @@ def test_load_state_for_other_games_is_refused():
         b.load_state_dict(a.state_dict())
 
 
+def test_bf16_auto_is_the_cpus_own_bf16(tmp_path, monkeypatch):
+    """bf16='auto' (the default) is on where the CPU computes bf16 natively (its cpuinfo flags
+    AVX512-BF16 or AMX-BF16), off without them and on every other device; the run config
+    records the resolved value, and a resumed run keeps the one it recorded."""
+    import agents.config as C
+    from continual.flags import resolve
+    from continual.runconfig import to_dict
+    info = tmp_path / "cpuinfo"
+    for flags, native in (("fpu avx2 avx512f avx512_bf16 sse", True), ("fpu amx_bf16", True),
+                          ("fpu avx2 avx512f avx512bw", False)):
+        info.write_text(f"processor\t: 0\nflags\t\t: {flags}\n")
+        assert C.native_bf16(str(info)) is native
+    assert C.native_bf16(str(tmp_path / "absent")) is False
+    for native in (True, False):
+        info.write_text("flags\t\t: avx512_bf16\n" if native else "flags\t\t: avx2\n")
+        monkeypatch.setattr(C, "CPUINFO", str(info))
+        assert C.resolve_bf16("auto", "cpu") is native
+        assert C.resolve_bf16("auto", "cuda:0") is False
+        assert C.resolve_bf16(True, "cpu") is True and C.resolve_bf16(False, "cpu") is False
+        assert to_dict(resolve("minatar", {}))["ppo"]["bf16"] is native
+        assert to_dict(resolve("minatar", {"bf16": "auto"}))["ppo"]["bf16"] is native
+        assert to_dict(resolve("minatar", {"bf16": "false"}))["ppo"]["bf16"] is False
+        assert make(tiny(), "Boxing").config.bf16 is native       # the learner decides too
+    # a run recorded in float32 resumes in float32 on a CPU with bf16 (native is now True)
+    import json
+    monkeypatch.setattr(C, "CPUINFO", str(tmp_path / "bf16info"))
+    (tmp_path / "bf16info").write_text("flags\t\t: avx512_bf16\n")
+    run = tmp_path / "run"
+    run.mkdir()
+    saved = to_dict(resolve("minatar", {"bf16": "false"}))
+    (run / "config.json").write_text(json.dumps(saved))
+    assert saved["ppo"]["bf16"] is False
+    assert to_dict(resolve("minatar", {}, resume_from=run))["ppo"]["bf16"] is False
+    assert tiny().bf16 == "auto"
+    with pytest.raises(ValueError, match="bf16='maybe' must be true, false or auto"):
+        tiny(bf16="maybe")
+    # bf16 on a CPU that emulates it: warned (a run resumed on another machine)
+    monkeypatch.setattr(C, "CPUINFO", str(tmp_path / "absent"))
+    with pytest.warns(UserWarning, match="without native bf16"):
+        make(tiny(bf16=True), "Boxing")
+    # only --bf16 takes 'auto': another boolean flag refuses it
+    with pytest.raises(ValueError, match="--hard-freeze: 'auto' is not a boolean"):
+        resolve("minatar", {"regularizer": "agscl", "hard_freeze": "auto"})
+    with pytest.raises(ValueError, match="--bf16: 'maybe' is not a boolean: use true or false "
+                                         "or auto"):
+        resolve("minatar", {"bf16": "maybe"})
+    # a config.json written before bf16 existed ran float32: it reads as bf16 false, here too
+    from continual.runconfig import with_defaults
+    old = to_dict(resolve("minatar", {"bf16": "false"}))
+    del old["ppo"]["bf16"]
+    monkeypatch.setattr(C, "CPUINFO", str(tmp_path / "bf16info"))
+    assert with_defaults(old)["ppo"]["bf16"] is False
+    (run / "config.json").write_text(json.dumps(old))
+    assert to_dict(resolve("minatar", {}, resume_from=run))["ppo"]["bf16"] is False
+
+
 def test_bf16_autocast_keeps_the_update_close_to_float32():
     """bf16=True autocasts the forward passes only: on the same minibatch the loss and the
     gradient stay close to float32's (the update is run once per precision from the same
