@@ -21,12 +21,14 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+# --bf16 false: the float32 path, whatever the CPU ('auto', the default, turns bf16 on where the
+# CPU has AVX512-BF16 or AMX, so a base from before that default compares like with like)
 TINY_ATARI = ("atari --games Boxing,Gopher --num-envs 2 --num-steps 16 --update-epochs 1 "
               "--num-minibatches 2 --steps-per-task 64 --eval-episodes 1 --eval-max-steps 30 "
               "--eval-every 32 --importance-steps 32 --checkpoint-every 1 --no-progress "
-              "--threads 1 --seed 5").split()
+              "--threads 1 --seed 5 --bf16 false").split()
 TINY_MINATAR = ("minatar --games Breakout,Asterix --preset minatar_tiny --eval-every 32 "
-                "--checkpoint-every 1 --no-progress --threads 1 --seed 5").split()
+                "--checkpoint-every 1 --no-progress --threads 1 --seed 5 --bf16 false").split()
 TINY_VISION = ("vision --benchmark split_digits --epochs 2 --max-tasks 3 --no-progress "
                "--threads 1 --seed 3").split()
 ATARI = ("finetune", "agscl", "ewc", "si", "mas", "rwalk")
