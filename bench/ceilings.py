@@ -5,6 +5,7 @@ process: every speed target is a ratio to these ceilings, measured in the same r
     python bench/ceilings.py --stream minatar                  # MinAtar, minatar preset, 1 thread
     python bench/ceilings.py --stream minatar --json runs/ceilings_minatar.json
     python bench/ceilings.py --updates 2 --inference-calls 20 --update-repeats 1   # a smoke run
+    python bench/ceilings.py --stream minatar --bf16           # per-op times and learner in bf16
 
 Prints, all at the same torch thread count (default: 2 on Atari, 1 on MinAtar):
 
@@ -215,7 +216,7 @@ def per_op_times(args) -> dict:
         out["minibatch_step_ms"] = out["update_unit_ms"] / out["minibatch_steps"]
         out["config"] = {k: getattr(cfg, k) for k in (
             "num_envs", "num_steps", "update_epochs", "num_minibatches", "batch_size",
-            "minibatch_size", "channels_last", "arch")}
+            "minibatch_size", "channels_last", "arch", "bf16")}
         out["game"], out["num_actions"] = learner.task_names[task], A
         out["cores"] = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") \
             else os.cpu_count()
@@ -299,6 +300,9 @@ def main(argv=None) -> dict:
                    help="whole updates of one unit timed (median; after one warm-up)")
     p.add_argument("--gemm-repeats", type=_positive, default=5)
     p.add_argument("--square", type=_positive, default=2048, help="size of the square GEMM")
+    p.add_argument("--bf16", action="store_true",
+                   help="per-op times and the learner with bf16 autocast (the GEMM rates and "
+                        "FLOP bounds stay float32's); default: float32, whatever the CPU")
     p.add_argument("--json", type=str, default=None, help="also write the results here")
     args = p.parse_args(argv)
     minatar = args.stream == "minatar"
@@ -306,7 +310,7 @@ def main(argv=None) -> dict:
     args.preset = args.preset or ("minatar" if minatar else "cpu")
     args.torch_threads = args.torch_threads or (1 if minatar else 2)
     # what atari_sps's second_task_learner and ppo_sps read: a CPU learner with the preset's layout
-    args.device, args.bf16, args.channels_last = "cpu", False, None
+    args.device, args.channels_last = "cpu", None
     args.regularizer, args.profile = "finetune", 0
     torch.set_num_threads(args.torch_threads)
     if args.num_envs is None:
@@ -327,7 +331,7 @@ def main(argv=None) -> dict:
     c, fl = ops["config"], ops["flops"]
     mb = c["minibatch_size"]
     print(f"\n{args.stream} stream, {args.preset} preset ({c['arch']} network, channels_last "
-          f"{c['channels_last']}), {ops['game']} ({ops['num_actions']} actions), task 2 of 2; "
+          f"{c['channels_last']}{', bf16 autocast' if c['bf16'] else ', float32'}), {ops['game']} ({ops['num_actions']} actions), task 2 of 2; "
           f"a unit = {c['num_envs']} envs x {c['num_steps']} steps = {c['batch_size']} env "
           f"steps, {c['num_steps'] + 1} inferences, {c['update_epochs']} epochs x "
           f"{c['num_minibatches']} minibatches of {mb} = {ops['minibatch_steps']} minibatch "

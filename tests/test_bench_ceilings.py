@@ -77,3 +77,11 @@ def test_the_bench_runs_end_to_end_on_minatar(tmp_path, capsys):
     for k in ("compute_only", "flop_bound", "serial", "overlap"):
         assert saved["ceilings"][k] > 0
     assert out is not None
+    # float32 by default, whatever the CPU (the default --bf16 auto of train.py is not taken)
+    assert saved["per_op"]["config"]["bf16"] is False and ", float32)" in text
+    ceil.main(["--stream", "minatar", "--preset", "minatar_tiny", "--updates", "2",
+               "--inference-calls", "2", "--update-repeats", "1", "--gemm-repeats", "1",
+               "--square", "64", "--bf16", "--json", str(tmp_path / "b.json")])
+    saved = __import__("json").loads((tmp_path / "b.json").read_text())
+    assert saved["per_op"]["config"]["bf16"] is True
+    assert ", bf16 autocast)" in capsys.readouterr().out
