@@ -2,7 +2,8 @@
 them (Agarwal et al., NeurIPS 2021): ``iqm``, ``bootstrap_ci``, ``mean_ci``,
 ``aggregate_scores`` (the IQM and mean with the stratified bootstrap, computed with
 ``scipy.stats.bootstrap``), ``difference_ci`` (two groups' means apart), ``holm`` (a family
-of p-values adjusted), and ``interval_text``, an estimate with its interval as a table shows it. No I/O.
+of p-values adjusted), and ``interval_text``, an estimate with its interval as a table shows
+it. No I/O.
 """
 from __future__ import annotations
 

@@ -331,7 +331,8 @@ def main(argv=None) -> dict:
     c, fl = ops["config"], ops["flops"]
     mb = c["minibatch_size"]
     print(f"\n{args.stream} stream, {args.preset} preset ({c['arch']} network, channels_last "
-          f"{c['channels_last']}{', bf16 autocast' if c['bf16'] else ', float32'}), {ops['game']} ({ops['num_actions']} actions), task 2 of 2; "
+          f"{c['channels_last']}, {'bf16 autocast' if c['bf16'] else 'float32'}), "
+          f"{ops['game']} ({ops['num_actions']} actions), task 2 of 2; "
           f"a unit = {c['num_envs']} envs x {c['num_steps']} steps = {c['batch_size']} env "
           f"steps, {c['num_steps'] + 1} inferences, {c['update_epochs']} epochs x "
           f"{c['num_minibatches']} minibatches of {mb} = {ops['minibatch_steps']} minibatch "

@@ -14,8 +14,8 @@ normalised forgetting (mean over the games before the last), stability S and pla
 resampled independently) and Welch's t. "apart" marks a measure whose Welch interval excludes
 0 (the bootstrap's is too narrow at 5 seeds). Each row also shows Welch's p and Holm's
 adjusted p over the whole printed family (every pair, protocol and measure printed that has a
-p: rows whose groups both lack spread have none; narrow the family with ``--measures``), with "Holm" marking a row that separates at a family-wise 5%. Read with
-care:
+p: rows whose groups both lack spread have none; narrow the family with ``--measures``), with
+"Holm" marking a row that separates at a family-wise 5%. Read with care:
 - every normalised measure is relative to the fine-tuning runs in the report (Figure 7's and
   P's reference is fine-tuning's best task-end score per game over all of them), so adding
   runs to a report can move it; the last game's raw score has no reference;
